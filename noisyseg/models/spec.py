@@ -1,0 +1,24 @@
+"""How a plugin offers a segmentation network to ``noisyseg train``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from noisyseg.strategies.spec import Param
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model constructor.
+
+    ``factory(num_classes=C, **params)`` must return an ``nn.Module`` whose ``forward(images)``
+    takes ``(B, 3, H, W)`` float images normalised to zero mean / unit std and returns a dict with
+    ``"logits"`` ``(B, C, H, W)`` at input resolution and ``"features"`` ``(B, D, h, w)`` at the
+    network's output stride, and which exposes ``feature_dim`` (D) and ``feature_stride``.
+    """
+
+    name: str
+    summary: str
+    factory: Callable[..., Any]
+    params: tuple[Param, ...] = field(default_factory=tuple)

@@ -1,0 +1,1 @@
+"""The methods, one per file, grouped by kind: detection, correction, pseudo_labeling, weighting."""

@@ -1,0 +1,3 @@
+"""correction strategies, one per module. ``SPECS`` lists what the built-in plugin registers."""
+
+SPECS: list = []

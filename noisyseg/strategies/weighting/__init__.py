@@ -1,0 +1,3 @@
+"""weighting strategies, one per module. ``SPECS`` lists what the built-in plugin registers."""
+
+SPECS: list = []
