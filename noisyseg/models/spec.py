@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from noisyseg.strategies.spec import Param
+from noisyseg.strategies.spec import Param, resolve_params
 
 
 @dataclass(frozen=True)
@@ -22,3 +22,7 @@ class ModelSpec:
     summary: str
     factory: Callable[..., Any]
     params: tuple[Param, ...] = field(default_factory=tuple)
+
+    def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validated constructor parameters: defaults overridden by ``given``."""
+        return resolve_params(f"model '{self.name}'", self.params, given)

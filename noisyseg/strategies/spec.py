@@ -55,7 +55,7 @@ class Param:
 
     def parse(self, raw: Any, strategy: str) -> Any:
         """Converts and checks a value (a string from the command line, or a Python value)."""
-        where = f"parameter '{self.name}' of strategy '{strategy}'"
+        where = f"parameter '{self.name}' of {strategy}"
         if isinstance(raw, str) and raw in self.special:
             return raw
         try:
@@ -113,17 +113,21 @@ class StrategySpec:
 
     def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validated parameters: declared defaults overridden by ``given``; unknown keys are errors."""
-        given = dict(given or {})
-        known = {p.name: p for p in self.params}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            names = ", ".join(known) or "none"
-            raise ParameterError(f"strategy '{self.name}' has no parameter '{unknown[0]}'; its parameters: {names}")
-        return {name: (p.parse(given[name], self.name) if name in given else p.default) for name, p in known.items()}
+        return resolve_params(f"strategy '{self.name}'", self.params, given)
 
     def build(self, given: dict[str, Any] | None = None) -> Any:
         """Validates ``given`` and returns ``factory(**params)``."""
         return self.factory(**self.resolve(given))
+
+
+def resolve_params(owner: str, params: tuple[Param, ...], given: dict[str, Any] | None) -> dict[str, Any]:
+    """Declared defaults overridden by validated ``given`` values; unknown keys raise ``ParameterError``."""
+    given = dict(given or {})
+    known = {p.name: p for p in params}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ParameterError(f"{owner} has no parameter '{unknown[0]}'; its parameters: {', '.join(known) or 'none'}")
+    return {name: (p.parse(given[name], owner) if name in given else p.default) for name, p in known.items()}
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

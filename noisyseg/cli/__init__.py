@@ -1,0 +1,1 @@
+"""The command line: one Typer module per command, joined in ``noisyseg.cli.main``."""

@@ -1,0 +1,71 @@
+"""``noisyseg``: detect, correct and learn from noisy segmentation masks.
+
+Errors a user can fix print one line on stderr and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from noisyseg.cli import corrupt, demo, detect, evaluate, plugins, predict, train
+
+app = typer.Typer(
+    name="noisyseg",
+    help="Detect, correct and learn from noisy semantic-segmentation masks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
+    if debug:
+        os.environ["NOISYSEG_DEBUG"] = "1"
+
+
+for module in (plugins, corrupt, train, predict, detect, evaluate, demo):
+    module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: runs the app and turns NoisySegError into one line + exit 2."""
+    from noisyseg.errors import NoisySegError
+
+    debug = "--debug" in sys.argv or os.environ.get("NOISYSEG_DEBUG") == "1"
+    try:
+        app(standalone_mode=False)
+    except NoisySegError as e:
+        if debug:
+            raise
+        from noisyseg.cli.ui import err
+
+        err.print(f"[bold red]error:[/] {_escape(str(e))}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # click's usage errors
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    main()

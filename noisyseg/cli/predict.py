@@ -1,0 +1,31 @@
+"""``noisyseg predict``: probabilities and features of a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict_cmd(
+        run: Path = typer.Argument(..., help="Run directory made by 'noisyseg train'."),
+        dataset: Path = typer.Argument(..., help="Dataset directory."),
+        split: str = typer.Option(..., "--split", help="Split to predict."),
+        out: Path = typer.Option(..., "--out", help="Output directory (probs/ and features/ inside)."),
+        features: bool = typer.Option(False, "--features", help="Also write features/<id>.npy float16 (D, h, w)."),
+        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward pass."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        force: bool = typer.Option(False, "--force", help="Recompute images already written."),
+    ):
+        """Write DIR/probs/<id>.npy (float16 (C, H, W) at image size) and, with --features,
+        DIR/features/<id>.npy. Rerunning skips finished images."""
+        from noisyseg.cli import ui
+        from noisyseg.pipeline.predict import predict
+
+        report = predict(run, dataset, split, out, features=features, device=device, batch_size=batch_size,
+                         force=force, track=ui.track)
+        ui.out.print(ui.table(f"predict {split} -> {out}", ["images", "skipped", "feature dim", "stride", "seconds"],
+                              [[report["images"], report["skipped"], report["feature_dim"], report["feature_stride"],
+                                report["timings"].get("predict", 0.0)]]))

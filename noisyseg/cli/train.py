@@ -1,0 +1,61 @@
+"""``noisyseg train``: train a segmentation model on ground truth or noisy labels, with weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        dataset: Path = typer.Argument(..., help="Dataset directory."),
+        split: str = typer.Option(..., "--split", help="Split to train on."),
+        out: Path = typer.Option(..., "--out", help="Run directory (config.json, checkpoint.pt, model.pt, report.json)."),
+        labels: Optional[Path] = typer.Option(None, "--labels", help="Label dir to learn from (default: the dataset's masks)."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Weights dir of per-pixel loss weights."),
+        epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per step."),
+        lr: float = typer.Option(0.01, "--lr", min=0.0, help="Initial learning rate (poly decay)."),
+        crop_size: int = typer.Option(256, "--crop-size", min=16, help="Square training crop, after random scaling."),
+        model: str = typer.Option("deeplabv3plus", "--model", help="Model name (see 'noisyseg plugins')."),
+        model_param: List[str] = typer.Option([], "-p", "--param", help="Model parameter key=value (repeatable)."),
+        seed: int = typer.Option(0, "--seed", help="Seed."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        force: bool = typer.Option(False, "--force", help="Start over even if the run directory holds another run."),
+    ):
+        """Train with cross-entropy (ignore 255, optional per-pixel weights), SGD and a poly schedule.
+        Rerunning the same command resumes from the last finished epoch."""
+        from noisyseg.cli import ui
+        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.train.supervised import TrainConfig, train
+
+        cfg = TrainConfig(dataset=str(dataset), split=split, out=str(out), labels=str(labels) if labels else None,
+                          weights=str(weights) if weights else None, model=model,
+                          model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
+                          crop_size=crop_size, seed=seed, device=device)
+        report = _train_with_progress(cfg, force)
+        losses = report["loss_per_epoch"]
+        ui.out.print(ui.table(f"train {split} -> {out}", ["epochs", "first loss", "last loss", "seconds", "device"],
+                              [[report["epochs"], losses[0] if losses else float("nan"),
+                                losses[-1] if losses else float("nan"), report["timings"].get("train", 0.0), report["device"]]]))
+
+
+def _train_with_progress(cfg, force: bool) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from noisyseg.cli import ui
+    from noisyseg.train.supervised import train
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("loss {task.fields[loss]}"))
+    with Progress(*columns, console=ui.err) as progress:
+        task = progress.add_task("train", total=None, loss="-")
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            progress.update(task, total=cfg.epochs * steps, completed=epoch * steps + step + 1,
+                            description=f"train epoch {epoch + 1}/{cfg.epochs}", loss=f"{loss:.3f}")
+
+        return train(cfg, force=force, on_step=on_step)

@@ -1,0 +1,112 @@
+"""``noisyseg detect``: flag untrusted pixels of a noisy label dir; flagged pixels become 255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from noisyseg.errors import InputError
+from noisyseg.io import Dataset, LabelDir, ProbsDir
+from noisyseg.io.dirs import save_npy
+from noisyseg.metrics import DetectionQuality, LabelQuality
+from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
+from noisyseg.strategies.detection.base import Batch, DetectionContext
+
+IGNORE = 255
+
+
+def iter_batches(ds: Dataset, ids: list[str], labels: LabelDir, probs: ProbsDir, device: torch.device,
+                 batch_size: int, need_gt: bool = False) -> Iterator[Batch]:
+    """Same-size batches of (probs, noisy labels, GT when present) on ``device``."""
+    sizes = {i: ds.image_size(i) for i in ids}
+    for chunk in group_by_size(ids, sizes, batch_size):
+        size = sizes[chunk[0]]
+        p = torch.from_numpy(np.stack([probs.read(i, ds.num_classes, size) for i in chunk]))
+        lab = torch.from_numpy(np.stack([labels.read(i, ds.num_classes, size) for i in chunk]).astype(np.int64))
+        gt = None
+        if need_gt or all(ds.has_mask(i) for i in chunk):
+            if need_gt and not all(ds.has_mask(i) for i in chunk):
+                missing = next(i for i in chunk if not ds.has_mask(i))
+                raise InputError(ds.mask_path(missing), "a ground-truth mask for calibration", "no such file")
+            gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in chunk]).astype(np.int64)).to(device)
+        yield Batch(chunk, p.to(device), lab.to(device), gt)
+
+
+def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Path, strategy: str, out: str | Path,
+           params: dict | None = None, scores: bool = False, device: str = "auto", batch_size: int = 8,
+           force: bool = False, track: Track = no_track) -> dict:
+    """Runs detection strategy ``strategy`` over ``split``; returns the report (also out/report.json)."""
+    from noisyseg.plugins import get_strategy
+
+    ds = Dataset(dataset)
+    spec = get_strategy("detection", strategy)
+    resolved = spec.resolve(params)
+    detector = spec.factory(**resolved)
+    ids = ds.ids(split)
+    label_dir, probs_dir = LabelDir(labels).require(), ProbsDir(probs).require()
+    dev = select_device(device)
+    run_params = {"dataset": str(Path(dataset).resolve()), "labels": str(Path(labels).resolve()),
+                  "probs": str(Path(probs).resolve()), "strategy": strategy, "params": resolved, "scores": scores}
+    output = OutputDir(out, "detect", run_params, force)
+    run_params["split"] = split
+    cleaned, score_dir = LabelDir(out), Path(out) / "scores"
+    timer = Timer()
+
+    ctx = DetectionContext(
+        num_classes=ds.num_classes,
+        batches=lambda: iter_batches(ds, ids, label_dir, probs_dir, dev, batch_size),
+        calibration_batches=lambda s: iter_batches(ds, ds.ids(s), label_dir, probs_dir, dev, batch_size, need_gt=True),
+    )
+    with timer("fit"):
+        fitted = detector.fit(ctx)
+
+    has_gt = all(ds.has_mask(i) for i in ids)
+    quality = DetectionQuality() if has_gt else None
+    before = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
+    after = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
+    flagged_total = valid_total = 0
+
+    def done(image_id: str) -> bool:
+        return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
+
+    def account(gt, noisy: np.ndarray, clean: np.ndarray, score) -> None:
+        nonlocal flagged_total, valid_total
+        flags_np = (clean == IGNORE) & (noisy != IGNORE)
+        flagged_total += int(flags_np.sum())
+        valid_total += int((noisy != IGNORE).sum())
+        if has_gt:
+            quality.update(gt, noisy, flags_np, score)
+            before.update(gt, noisy)
+            after.update(gt, clean)
+
+    todo = [i for i in ids if not done(i)]
+    with timer("detect"):
+        batches = iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size)
+        for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
+            result = detector.detect(batch.probs, batch.labels)
+            flags = result.flags & (batch.labels != IGNORE)
+            clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels).to(torch.uint8).cpu().numpy()
+            noisy = batch.labels.to(torch.uint8).cpu().numpy()
+            score = result.scores.half().cpu().numpy()
+            gt = batch.gt.cpu().numpy() if batch.gt is not None else None
+            for k, image_id in enumerate(batch.ids):
+                cleaned.write(image_id, clean[k], ds.palette)
+                if scores:
+                    save_npy(score_dir / f"{image_id}.npy", score[k])
+                account(gt[k] if gt is not None else None, noisy[k], clean[k], score[k])
+    # Images finished by an earlier run still count in the report.
+    for image_id in sorted(set(ids) - set(todo)):
+        size = ds.image_size(image_id)
+        account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
+                cleaned.read(image_id, ds.num_classes, size), np.load(score_dir / f"{image_id}.npy") if scores else None)
+
+    report = {"command": "detect", **run_params, "fitted": fitted, "images": len(ids), "skipped": len(ids) - len(todo),
+              "flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}
+    if has_gt:
+        report["detection_quality"] = quality.summary()
+        report["noisy_label_quality"] = before.summary()
+        report["cleaned_label_quality"] = after.summary()
+    return write_report(out, report)

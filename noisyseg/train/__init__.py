@@ -1,0 +1,1 @@
+"""Training loops built from strategies and ops."""

@@ -1,0 +1,136 @@
+"""Supervised training with ignore 255 and optional per-pixel weights; resumable per epoch.
+
+Loss: weighted CE over the labelled pixels, plus (when the model has an image classifier)
+``cls_weight`` x multi-label BCE on image tags. SGD with momentum, poly learning-rate decay.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from noisyseg.errors import NoisySegError, OutputExistsError
+from noisyseg.io import Dataset
+from noisyseg.io.atomic import write_json
+from noisyseg.losses import weighted_cross_entropy
+from noisyseg.pipeline.common import Timer, environment, select_device
+from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from noisyseg.train.data import SegmentationSamples, poly_lr
+
+
+@dataclass
+class TrainConfig:
+    dataset: str
+    split: str
+    out: str
+    labels: str | None = None
+    weights: str | None = None
+    model: str = "deeplabv3plus"
+    model_params: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    crop_size: int = 256
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    cls_weight: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+
+# on_step(epoch, step, steps_per_epoch, loss) is called after every optimiser step.
+StepHook = Callable[[int, int, int, float], None]
+
+
+def _same_run(saved: dict, config: dict) -> bool:
+    keys = set(saved) | set(config)
+    return all(saved.get(k) == config.get(k) for k in keys - {"device", "out"})
+
+
+def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
+          on_epoch: Callable[[int, float], None] | None = None) -> dict:
+    """Trains a model into ``cfg.out``; resumes from its checkpoint when the config is unchanged."""
+    ds = Dataset(cfg.dataset)
+    ids = ds.ids(cfg.split)
+    if not ids:
+        raise NoisySegError(f"split '{cfg.split}' of {cfg.dataset} lists no image")
+    from noisyseg.plugins import get_model
+
+    model_params = get_model(cfg.model).resolve(cfg.model_params)
+    config = asdict(cfg) | {"model_params": model_params, "num_classes": ds.num_classes, "classes": ds.classes,
+                            "dataset": str(Path(cfg.dataset).resolve()),
+                            "labels": str(Path(cfg.labels).resolve()) if cfg.labels else None,
+                            "weights": str(Path(cfg.weights).resolve()) if cfg.weights else None}
+    out = Path(cfg.out)
+    config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
+    if out.exists() and any(out.iterdir()) and not force:
+        saved = json.loads(config_path.read_text()) if config_path.is_file() else None
+        if saved is None or not _same_run(saved, config):
+            raise OutputExistsError(out, "a run with another configuration" if saved else "files not written by noisyseg train")
+    out.mkdir(parents=True, exist_ok=True)
+    if force:
+        for p in (ckpt_path, model_path):
+            p.unlink(missing_ok=True)
+    write_json(config_path, config)
+
+    device = select_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(config).to(device)
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD([{"params": params_decay, "weight_decay": cfg.weight_decay},
+                                 {"params": params_other, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
+    samples = SegmentationSamples(ds, ids, cfg.labels, cfg.weights, cfg.crop_size, (cfg.scale_min, cfg.scale_max), seed=cfg.seed)
+    batch_size = min(cfg.batch_size, len(ids))
+    steps_per_epoch = max(1, len(ids) // batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+
+    start_epoch, history = 0, []
+    if ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+        torch.set_rng_state(state["rng"])
+        samples.generator.set_state(state["data_rng"])
+
+    timer = Timer()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        order = torch.randperm(len(ids), generator=samples.generator).tolist()
+        losses = []
+        with timer("train"):
+            for step in range(steps_per_epoch):
+                batch = [samples[i] for i in order[step * batch_size:(step + 1) * batch_size]]
+                images, labels, weights, tags = (torch.stack(x).to(device) for x in zip(*batch))
+                lr = poly_lr(cfg.lr, epoch * steps_per_epoch + step, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                out_dict = model(images)
+                loss = weighted_cross_entropy(out_dict["logits"], labels, weights if cfg.weights else None)
+                if cfg.cls_weight > 0 and "class_logits" in out_dict:
+                    loss = loss + cfg.cls_weight * F.binary_cross_entropy_with_logits(out_dict["class_logits"], tags)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                if on_step:
+                    on_step(epoch, step, steps_per_epoch, losses[-1])
+        history.append(sum(losses) / len(losses))
+        save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(),
+                                    "data_rng": samples.generator.get_state()})
+        if on_epoch:
+            on_epoch(epoch, history[-1])
+    save_checkpoint(model_path, {"model": model.state_dict()})
+    report = {"command": "train", "config": config, "epochs": cfg.epochs, "resumed_from_epoch": start_epoch,
+              "loss_per_epoch": history, "timings": timer.seconds, "device": str(device), "versions": environment()}
+    write_json(out / "report.json", report)
+    return report
