@@ -47,4 +47,4 @@ class OutputExistsError(NoisySegError):
 
     def __init__(self, path: str | os.PathLike, what: str = "a previous run's output"):
         super().__init__(f"{path}: expected an empty or new output directory, found {what} "
-                         "(pass --force to overwrite, or --resume to finish it)")
+                         "(pass --force to start over; the same command with the same parameters resumes)")

@@ -20,12 +20,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             ui.print_json(entries)
             return
-        rows = [[e["kind"], e["name"], f"{e['plugin']} {e['version']}", e["summary"],
-                 "\n".join(x["describe"] for x in e["params"]) or "-"] for e in entries]
-        t = ui.table("noisyseg plugins", ["kind", "name", "plugin", "description", "parameters"], rows)
-        for col in t.columns:
-            col.justify = "left"
-        ui.out.print(t)
+        rows = [[e["kind"], e["name"], f"{e['plugin']} {e['version']}", e["summary"]] for e in entries]
+        ui.out.print(ui.table("strategies and models", ["kind", "name", "plugin", "description"], rows, justify="left"))
+        params = [[f"{e['kind']}/{e['name']}", x["describe"], x["help"]] for e in entries for x in e["params"]]
+        ui.out.print(ui.table("parameters (-p key=value)", ["strategy", "parameter", "meaning"], params, justify="left"))
 
 
 def _param(p) -> dict:

@@ -36,10 +36,11 @@ def fmt(value: Any) -> str:
     return escape(str(value))
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+def table(title: str, columns: list[str], rows: list[list[Any]], justify: str = "right") -> Table:
+    """A table whose first column is left-aligned and the others ``justify``-aligned."""
     t = Table(title=escape(title), title_justify="left")
     for i, c in enumerate(columns):
-        t.add_column(escape(c), justify="left" if i == 0 else "right")
+        t.add_column(escape(c), justify="left" if i == 0 else justify)
     for row in rows:
         t.add_row(*(fmt(v) for v in row))
     return t

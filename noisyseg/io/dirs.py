@@ -143,10 +143,11 @@ class ProbsDir(ImageDir):
         check_finite(arr, path)
         sums = arr.sum(axis=0, dtype=np.float32)
         tol = 2e-2 if arr.dtype == np.float16 else 1e-3
-        worst = float(np.abs(sums - 1).max()) if sums.size else 0.0
-        if worst > tol or float(arr.min(initial=0)) < 0:
-            found = f"a pixel summing to {1 + worst if worst > tol else 1:.4g}" if worst > tol else "negative values"
-            raise InputError(path, "probabilities >= 0 summing to 1 over classes", found)
+        worst = float(sums.flat[np.abs(sums - 1).argmax()]) if sums.size else 1.0
+        if abs(worst - 1) > tol:
+            raise InputError(path, "probabilities summing to 1 over classes", f"a pixel summing to {worst:.4g}")
+        if float(arr.min(initial=0)) < 0:
+            raise InputError(path, "probabilities >= 0", f"minimum {float(arr.min()):.4g}")
         return arr
 
     def write(self, image_id: str, probs: np.ndarray) -> Path:

@@ -1,0 +1,39 @@
+"""noisyseg-example: a third-party plugin that adds the detection strategy ``margin``.
+
+``margin`` flags a pixel when the model's best class beats the pixel's label by more than
+``margin`` in probability: p_best - p_label > margin. Installed, it is found through the
+``noisyseg`` entry-point group; nothing in noisyseg names it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from noisyseg.hookspecs import hookimpl
+from noisyseg.strategies.detection import Detection, Detector
+from noisyseg.strategies.spec import Param, StrategySpec
+
+__version__ = "0.1.0"
+
+
+class MarginDetector(Detector):
+    def __init__(self, margin: float = 0.5):
+        self.margin = margin
+
+    def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
+        valid = labels != 255
+        index = torch.where(valid, labels, torch.zeros_like(labels)).long()
+        p_label = probs.gather(1, index[:, None]).squeeze(1).float()
+        gap = probs.float().amax(1) - p_label
+        return Detection(valid & (gap > self.margin), gap)
+
+
+@hookimpl
+def noisyseg_strategies():
+    return [StrategySpec(
+        kind="detection",
+        name="margin",
+        summary="flag pixels whose label trails the best class by more than a probability margin",
+        factory=MarginDetector,
+        params=(Param("margin", float, 0.5, "probability gap p_best - p_label above which a pixel is flagged", min=0.0, max=1.0),),
+    )]

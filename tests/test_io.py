@@ -1,0 +1,165 @@
+"""The data contract's readers and writers: every bad-input case names file, expectation and finding."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from noisyseg.errors import InputError
+from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir, WeightsDir, atomic_write, check_id
+
+
+@pytest.fixture
+def data(shapes, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shapes, root)
+    return root
+
+
+def _probs(C=5, H=48, W=48, seed=0):
+    p = np.random.default_rng(seed).random((C, H, W)).astype(np.float32)
+    return p / p.sum(0)
+
+
+def test_dataset_reads_contract(data):
+    ds = Dataset(data)
+    assert ds.num_classes == 5 and ds.ignore_index == 255
+    ids = ds.ids("strong")
+    assert len(ids) == 8 and set(ids).isdisjoint(ds.ids("weak"))
+    assert ds.load_image(ids[0]).shape == (48, 48, 3)
+    mask = ds.load_mask(ids[0])
+    assert mask.dtype == np.uint8 and mask.shape == (48, 48)
+    assert ds.splits() == ["strong", "weak"]
+
+
+def test_missing_things(data, tmp_path):
+    with pytest.raises(InputError, match="dataset.json"):
+        Dataset(tmp_path)
+    with pytest.raises(InputError, match="no such directory"):
+        Dataset(tmp_path / "nope")
+    ds = Dataset(data)
+    with pytest.raises(InputError, match=r"known splits: strong, weak"):
+        ds.ids("train")
+    os.remove(ds.mask_path("strong_0000"))
+    with pytest.raises(InputError, match="strong_0000.png: expected a label PNG, found no such file"):
+        ds.load_mask("strong_0000")
+    with pytest.raises(InputError, match="no such file"):
+        ds.image_path("ghost")
+
+
+@pytest.mark.parametrize("bad_id", ["../etc", "a/b", "a\\b", "..", ""])
+def test_ids_with_path_separators_rejected(data, bad_id):
+    with pytest.raises(InputError, match="without path separators"):
+        check_id(bad_id, "x")
+    (data / "splits" / "evil.txt").write_text(f"strong_0000\n{bad_id}\n" if bad_id else "strong_0000\n/\n")
+    with pytest.raises(InputError, match="evil.txt"):
+        Dataset(data).ids("evil")
+
+
+def test_duplicate_ids_in_split(data):
+    (data / "splits" / "dup.txt").write_text("strong_0000\nstrong_0000\n")
+    with pytest.raises(InputError, match="'strong_0000' twice"):
+        Dataset(data).ids("dup")
+
+
+def test_bad_dataset_json(data):
+    (data / "dataset.json").write_text("{not json")
+    with pytest.raises(InputError, match="dataset.json: expected valid JSON"):
+        Dataset(data)
+    (data / "dataset.json").write_text(json.dumps({"name": "x", "classes": []}))
+    with pytest.raises(InputError, match="'classes'"):
+        Dataset(data)
+
+
+def test_mask_size_mismatch(data):
+    ds = Dataset(data)
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(ds.mask_path("strong_0001"))
+    with pytest.raises(InputError, match=r"strong_0001.png: expected size 48x48 \(W x H\) like its image, found 48x40"):
+        ds.load_mask("strong_0001")
+
+
+def test_class_ids_out_of_range(data):
+    ds = Dataset(data)
+    mask = ds.load_mask("strong_0002").copy()
+    mask[0, :3] = 7
+    mask[1, 0] = 255  # ignore is fine
+    Image.fromarray(mask).save(ds.mask_path("strong_0002"))
+    with pytest.raises(InputError, match=r"expected class ids in 0..4 or 255, found value 7 in 3 pixels"):
+        ds.load_mask("strong_0002")
+
+
+def test_palette_and_grey_pngs_read_alike_rgb_rejected(tmp_path):
+    label = np.random.default_rng(0).integers(0, 5, (16, 20)).astype(np.uint8)
+    label[0, 0] = 255
+    d = LabelDir(tmp_path)
+    d.write("grey", label)
+    d.write("pal", label, palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]])
+    assert Image.open(d.path("grey")).mode == "L" and Image.open(d.path("pal")).mode == "P"
+    np.testing.assert_array_equal(d.read("grey", 5), label)
+    np.testing.assert_array_equal(d.read("pal", 5), label)
+    Image.fromarray(np.stack([label] * 3, -1)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputError, match=r"rgb.png: expected a single-channel PNG .* found mode 'RGB'"):
+        d.read("rgb", 5)
+
+
+def test_probs_validation(tmp_path):
+    d = ProbsDir(tmp_path)
+    good = _probs()
+    d.write("ok", good)
+    got = d.read("ok", 5, (48, 48))
+    assert got.dtype == np.float16 and got.shape == (5, 48, 48)
+    np.save(tmp_path / "shape.npy", good[:4])
+    with pytest.raises(InputError, match=r"shape.npy: expected probabilities of shape \(5, 48, 48\), found shape \(4, 48, 48\)"):
+        d.read("shape", 5, (48, 48))
+    nan = good.copy()
+    nan[0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    with pytest.raises(InputError, match="nan.npy: expected finite values, found 1 NaN/inf values"):
+        d.read("nan", 5)
+    np.save(tmp_path / "sum.npy", good * 1.5)
+    with pytest.raises(InputError, match="sum.npy: expected probabilities summing to 1 over classes, found a pixel summing to 1.5"):
+        d.read("sum", 5)
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    with pytest.raises(InputError, match="junk.npy: expected a .npy file"):
+        d.read("junk", 5)
+    with pytest.raises(InputError, match="missing.npy: expected .* found no such file"):
+        d.read("missing", 5)
+
+
+def test_features_and_weights(tmp_path):
+    f = FeaturesDir(tmp_path / "f")
+    f.write("a", np.ones((8, 12, 12), np.float32))
+    assert f.read("a", 8).dtype == np.float16
+    with pytest.raises(InputError, match=r"features of shape \(16, h, w\)"):
+        f.read("a", 16)
+    w = WeightsDir(tmp_path / "w")
+    weights = np.linspace(0, 1, 48 * 48, dtype=np.float32).reshape(48, 48)
+    w.write("png", weights)
+    np.testing.assert_allclose(w.read("png", (48, 48)), weights, atol=0.5 / 255 + 1e-6)
+    w.write("both", weights, as_float=True)
+    assert w.path("both").suffix == ".npy"
+    np.testing.assert_allclose(w.read("both"), weights, atol=1e-3)
+    np.save(tmp_path / "w" / "neg.npy", -weights - 1)
+    with pytest.raises(InputError, match="weights >= 0"):
+        w.read("neg")
+    with pytest.raises(InputError, match="like the image"):
+        w.read("png", (40, 48))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def explode(f):
+        f.write(b"partial")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, explode)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"new"

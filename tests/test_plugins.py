@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from noisyseg import plugins
+from noisyseg.errors import NoisySegError, UnknownStrategyError
+from noisyseg.hookspecs import hookimpl
+from noisyseg.strategies.detection import Detection, Detector
+from noisyseg.strategies.spec import Param, StrategySpec
+
+
+class _Everything(Detector):
+    def __init__(self, unused: int = 1):
+        self.unused = unused
+
+    def detect(self, probs, labels):
+        return Detection(labels != 255, probs[:, 0].float())
+
+
+class _TestPlugin:
+    __version__ = "9.9"
+
+    @hookimpl
+    def noisyseg_strategies(self):
+        return [StrategySpec("detection", "flag-all", "flags every pixel", _Everything,
+                             (Param("unused", int, 1, min=0),))]
+
+
+def test_builtins_register_through_hooks():
+    names = {(p.spec.kind, p.spec.name): p for p in plugins.list_strategies()}
+    for key in [("detection", "small-loss"), ("detection", "entropy"), ("detection", "confident")]:
+        assert key in names
+        assert names[key].plugin == "noisyseg"
+    assert "deeplabv3plus" in [p.spec.name for p in plugins.list_models()]
+
+
+def test_unknown_strategy_lists_known_names():
+    with pytest.raises(UnknownStrategyError) as info:
+        plugins.get_strategy("detection", "nope")
+    message = str(info.value)
+    assert "unknown detection strategy 'nope'" in message
+    for name in ("small-loss", "entropy", "confident"):
+        assert name in message
+
+
+def test_runtime_registration_and_duplicates():
+    plugin = _TestPlugin()
+    plugins.register(plugin, name="test-plugin")
+    try:
+        spec = plugins.get_strategy("detection", "flag-all")
+        provided = [p for p in plugins.list_strategies("detection") if p.spec.name == "flag-all"][0]
+        assert provided.plugin == "test-plugin" and provided.version == "9.9"
+        assert spec.build({"unused": "3"}).unused == 3
+        twin = _TestPlugin()
+        plugins.register(twin, name="twin")
+        try:
+            with pytest.raises(NoisySegError, match="already registered by test-plugin"):
+                plugins.list_strategies()
+        finally:
+            plugins.unregister(twin)
+    finally:
+        plugins.unregister(plugin)
+    with pytest.raises(UnknownStrategyError):
+        plugins.get_strategy("detection", "flag-all")
+
+
+def test_plugins_command_json(cli):
+    result = cli("plugins", "--json")
+    assert result.code == 0, result
+    entries = json.loads(result.out)
+    small = next(e for e in entries if e["name"] == "small-loss")
+    assert small["kind"] == "detection" and small["plugin"] == "noisyseg"
+    assert {p["name"] for p in small["params"]} == {"theta", "calibrate_split", "target_precision"}
+    assert any(e["kind"] == "model" for e in entries)
+
+
+def test_plugins_command_table(cli):
+    result = cli("plugins")
+    assert result.code == 0
+    assert "small-loss" in result.out and "target_precision" in result.out
