@@ -5,5 +5,18 @@ Each op lives in its own module (``noisyseg/ops/<op>.py``) whose public function
 """
 
 from noisyseg.ops._ext import has_extension, has_op
+from noisyseg.ops.gat_attention import (
+    gat_attention,
+    gat_attention_additive,
+    gat_attention_additive_reference,
+    gat_attention_reference,
+)
+from noisyseg.ops.superpixel_pool import superpixel_pool, superpixel_pool_reference
+from noisyseg.ops.entropy_rank import EntropyRank, entropy_rank, entropy_rank_reference
+from noisyseg.ops.memory_bank import MemoryBank, memory_bank_push, memory_bank_push_reference
 
 __all__ = ["has_extension", "has_op"]
+__all__ += ["EntropyRank", "entropy_rank", "entropy_rank_reference"]
+__all__ += ["MemoryBank", "memory_bank_push", "memory_bank_push_reference"]
+__all__ += ["gat_attention", "gat_attention_additive", "gat_attention_reference", "gat_attention_additive_reference"]
+__all__ += ["superpixel_pool", "superpixel_pool_reference"]
