@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -14,6 +12,7 @@ import torch
 from noisyseg import __version__
 from noisyseg.errors import InputError, NoisySegError, OutputExistsError
 from noisyseg.io.atomic import write_json
+from noisyseg.timing import Timer  # noqa: F401  (runners import it from here)
 
 T = TypeVar("T")
 RUN_FILE = ".noisyseg-run.json"
@@ -87,21 +86,6 @@ def group_by_size(ids: list[str], sizes: dict[str, tuple[int, int]], batch_size:
     for image_id in ids:
         by_size.setdefault(sizes[image_id], []).append(image_id)
     return [chunk for group in by_size.values() for chunk in batched(group, batch_size)]
-
-
-class Timer:
-    """Named wall-clock stages: ``with timer("predict"): ...``; ``timer.seconds`` sums per stage."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def environment() -> dict[str, str]:

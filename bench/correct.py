@@ -1,0 +1,99 @@
+"""Label correction on CamVid after the detection chain: every correction strategy, one table.
+
+Rows: the noisy labels and the cleaned (detect) labels for reference, then each strategy's
+corrected labels: mIoU, precision (pixel accuracy over labelled pixels) and coverage against the
+ground truth, and seconds per image (strategy work: SLIC, graph, train, predict, CRF; not I/O).
+
+    .venv/bin/python bench/correct.py [--limit 40] [--strategies gat,gcn,nearest,crf,...]
+        [--root out/camvid] [--threads 2]
+
+The inputs are the chain's directories (bench/camvid_chain.sh): ROOT/noisy, ROOT/cleaned,
+ROOT/preds/features, ROOT/preds/probs. The first --limit train images are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from noisyseg.io import Dataset, LabelDir  # noqa: E402
+from noisyseg.metrics import LabelQuality  # noqa: E402
+from noisyseg.pipeline.correct import correct  # noqa: E402
+
+DEFAULT = ["nearest", "crf", "gat", "gat+crf", "gcn", "prototype", "mllc"]
+
+
+def label_quality(ds: Dataset, ids: list[str], labels: Path) -> dict:
+    q = LabelQuality(ds.num_classes, ds.classes)
+    d = LabelDir(labels)
+    for image_id in ids:
+        size = ds.image_size(image_id)
+        q.update(ds.load_mask(image_id, size), d.read(image_id, ds.num_classes, size))
+    return q.summary()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "camvid"))
+    ap.add_argument("--root", default=str(ROOT / "out" / "camvid"), help="the chain's output dir")
+    ap.add_argument("--noisy", default=None)
+    ap.add_argument("--labels", default=None, help="cleaned labels (default ROOT/cleaned)")
+    ap.add_argument("--features", default=None)
+    ap.add_argument("--probs", default=None)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--strategies", default=",".join(DEFAULT), help="comma list; NAME+crf adds --crf")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("-p", "--param", action="append", default=[], help="NAME:key=value for one strategy")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    noisy = Path(args.noisy or root / "noisy")
+    cleaned = Path(args.labels or root / "cleaned")
+    features = Path(args.features or root / "preds" / "features")
+    probs = Path(args.probs or root / "preds" / "probs")
+    for p in (noisy, cleaned, features, probs):
+        if not p.is_dir():
+            sys.exit(f"bench/correct.py: {p} not found; run bench/camvid_chain.sh first")
+    ds = Dataset(args.data)
+    ids = ds.ids(args.split)[: args.limit]
+    params: dict[str, dict] = {}
+    for item in args.param:
+        name, _, kv = item.partition(":")
+        key, _, value = kv.partition("=")
+        params.setdefault(name, {})[key] = value
+
+    from rich.console import Console
+    from noisyseg.cli.ui import table
+
+    console = Console()
+    rows = []
+    for name, path in (("noisy labels", noisy), ("cleaned labels (input)", cleaned)):
+        q = label_quality(ds, ids, path)
+        rows.append([name, q["miou"], q["precision"], q["coverage"], float("nan")])
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in args.strategies.split(","):
+            name, _, extra = entry.partition("+")
+            report = correct(args.data, args.split, cleaned, name, Path(tmp) / entry.replace("+", "_"),
+                             features=features, probs=probs, params=params.get(name), crf=extra == "crf",
+                             device=args.device, batch_size=args.batch_size, ids=ids)
+            q = report["corrected_label_quality"]
+            rows.append([entry, q["miou"], q["precision"], q["coverage"], report["seconds_per_image"]])
+            t = report["timings"]
+            console.print(f"{entry}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), style="dim")
+    console.print(table(f"correct {args.split}, {len(ids)} images, torch threads {torch.get_num_threads()}",
+                        ["labels", "mIoU", "precision", "coverage", "s/image"], rows))
+
+
+if __name__ == "__main__":
+    main()

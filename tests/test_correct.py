@@ -1,0 +1,165 @@
+"""Correction strategies: gat/gcn on toy graphs, pass-through, nearest, crf, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from noisyseg.graph import build_superpixel_graph
+from noisyseg.plugins import get_strategy
+from noisyseg.strategies.correction.base import CorrectionInputs, StageTimer
+
+C = 3
+
+
+def two_cluster_graph(seed=0):
+    """A 6 x 6 grid of 2 x 2-pixel superpixels; left half (x < 3) is class 0, right half class 2.
+    Features separate the halves (+/-1 in channel 0) with noise; one labelled superpixel per half."""
+    g = torch.Generator().manual_seed(seed)
+    seg = torch.arange(36).view(6, 6).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    side = (torch.arange(12) >= 6).float()  # per pixel column
+    feats = torch.randn(8, 12, 12, generator=g) * 0.3
+    feats[0] += (side * 2 - 1)[None, :]
+    labels = torch.full((12, 12), 255)
+    labels[0, 0] = 0    # superpixel 0 (left)
+    labels[11, 11] = 2  # superpixel 35 (right)
+    truth = torch.where(torch.arange(36) % 6 >= 3, 2, 0)
+    return build_superpixel_graph(None, feats, labels, C, segments=seg), truth
+
+
+@pytest.mark.parametrize("name", ["gat", "gcn"])
+def test_two_clusters_recovered(name):
+    graph, truth = two_cluster_graph()
+    assert (graph.node_labels >= 0).sum() == 2
+    corrector = get_strategy("correction", name).build({"epochs": 100})
+    logits = corrector.node_logits([graph], C, StageTimer())
+    assert logits[:36].argmax(1).tolist() == truth.tolist()
+
+
+def halves_inputs(holes_everywhere_in=(), seed=0):
+    """Two 32x32 images, left half class 1 (red), right half class 2 (blue); features separate
+    the halves; 3% of pixels clean, the rest holes. Images listed in ``holes_everywhere_in``
+    have no clean pixel."""
+    rng = np.random.default_rng(seed)
+    B, H, W = 2, 32, 32
+    gt = torch.full((B, H, W), 1)
+    gt[:, :, W // 2:] = 2
+    images = torch.zeros(B, H, W, 3, dtype=torch.uint8)
+    images[..., 0] = torch.where(gt == 1, 200, 20).to(torch.uint8)
+    images[..., 2] = torch.where(gt == 2, 200, 20).to(torch.uint8)
+    feats = torch.from_numpy(rng.normal(0, 0.2, (B, 4, H // 4, W // 4)).astype(np.float32))
+    feats[:, 0, :, : W // 8] += 1.0
+    labels = torch.where(torch.from_numpy(rng.random((B, H, W)) < 0.03), gt, torch.full_like(gt, 255))
+    for k in holes_everywhere_in:
+        labels[k] = 255
+    probs = torch.full((B, C, H, W), 0.1)
+    probs.scatter_(1, gt[:, None], 0.8)
+    return CorrectionInputs(["a", "b"], labels, C, images, feats, probs), gt
+
+
+SMALL_GRAPH = {"n_segments": 16, "compactness": 20.0, "epochs": 60}
+
+
+@pytest.mark.parametrize("name,params,floor", [("gat", SMALL_GRAPH, 0.97), ("gcn", SMALL_GRAPH, 0.97),
+                                               ("nearest", {}, 0.9), ("crf", {}, 0.97),
+                                               ("prototype", {}, 0.97), ("mllc", {"pool": 1}, 0.97)])
+def test_fills_every_hole_correctly_on_halves(name, params, floor):
+    inputs, gt = halves_inputs()
+    result = get_strategy("correction", name).build(params).correct(inputs)
+    assert not result.passed_through.any()
+    assert (result.labels != 255).all()
+    accuracy = (result.labels == gt).float().mean().item()
+    assert accuracy > floor, accuracy
+    clean = inputs.labels != 255
+    assert torch.equal(result.labels[clean], inputs.labels[clean])  # keep_clean
+
+
+@pytest.mark.parametrize("name", ["gat", "gcn", "nearest", "crf", "prototype", "mllc"])
+def test_image_without_clean_pixel_passes_through(name):
+    inputs, gt = halves_inputs(holes_everywhere_in=(0,))
+    params = SMALL_GRAPH if name in ("gat", "gcn") else {"pool": 1} if name == "mllc" else {}
+    result = get_strategy("correction", name).build(params).correct(inputs)
+    assert result.passed_through.tolist() == [True, False]
+    assert (result.labels[0] == 255).all()
+    assert (result.labels[1] == gt[1]).float().mean() > 0.9
+
+
+def test_gat_deterministic_and_independent_of_batching():
+    inputs, _ = halves_inputs()
+    spec = get_strategy("correction", "gat")
+    both = spec.build(SMALL_GRAPH).correct(inputs).labels
+    again = spec.build(SMALL_GRAPH).correct(inputs).labels
+    alone = spec.build(SMALL_GRAPH).correct(inputs.select(torch.tensor([False, True]))).labels
+    assert torch.equal(both, again)
+    assert torch.equal(both[1], alone[0])
+
+
+def test_keep_clean_false_relabels_clean_pixels_by_superpixel():
+    inputs, gt = halves_inputs()
+    labels = inputs.labels.clone()
+    wrong = (labels == 1).nonzero()[0]
+    labels[tuple(wrong)] = 2  # one wrong clean pixel inside the red half
+    inputs = inputs._replace(labels=labels)
+    kept = get_strategy("correction", "gat").build(SMALL_GRAPH).correct(inputs).labels
+    relabelled = get_strategy("correction", "gat").build({**SMALL_GRAPH, "keep_clean": False}).correct(inputs).labels
+    assert kept[tuple(wrong)] == 2
+    assert relabelled[tuple(wrong)] == 1
+
+
+def test_nearest_values():
+    from noisyseg.strategies.correction.nearest import nearest_fill
+
+    lab = np.full((3, 5), 255, np.uint8)
+    lab[1, 0], lab[1, 4] = 3, 7
+    out = nearest_fill(lab)
+    assert out[:, :2].tolist() == [[3, 3]] * 3 and out[:, 3:].tolist() == [[7, 7]] * 3
+
+
+def test_crf_refine_keeps_clean_and_smooths_holes():
+    from noisyseg.strategies.correction.crf import crf_refine
+
+    inputs, gt = halves_inputs()
+    noisy_fill = gt.clone()
+    noisy_fill[:, 5:8, 3:6] = 2  # a blob of wrong labels inside the red half
+    out = crf_refine(noisy_fill, inputs.labels, inputs.images, C)
+    clean = inputs.labels != 255
+    assert torch.equal(out[clean], inputs.labels[clean])
+    assert (out[:, 5:8, 3:6] == 1).float().mean() > 0.9
+
+
+def test_knn_graph_matches_dense_topk():
+    from noisyseg.strategies.correction.mllc import knn_graph
+
+    x = torch.nn.functional.normalize(torch.randn(50, 6, generator=torch.Generator().manual_seed(0)), dim=1)
+    row, col, w = knn_graph(x, 4, block=7)  # several row blocks
+    sim = x @ x.T
+    sim.fill_diagonal_(float("-inf"))
+    dense = set()
+    for i, nbrs in enumerate(sim.topk(4, 1).indices.tolist()):
+        dense |= {(i, j) for j in nbrs} | {(j, i) for j in nbrs}
+    assert set(zip(row.tolist(), col.tolist())) == dense
+    assert (row != col).all()
+
+
+def test_mllc_fixes_uncertain_node_from_confident_neighbours():
+    from noisyseg.strategies.correction.mllc import mllc_scores
+
+    # 20 nodes of one feature cluster; the model is sure of class 0 on 19, wrong-ish on one.
+    feats = torch.ones(20, 3) + 0.01 * torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    scores = torch.tensor([[0.9, 0.1]]).repeat(20, 1)
+    scores[7] = torch.tensor([0.45, 0.55])
+    y = mllc_scores(feats, scores, torch.full((20,), -1), k=5, rounds=2)
+    assert (y.argmax(1) == 0).all()
+
+
+def test_prototype_uses_dataset_prototype_for_missing_class():
+    inputs, gt = halves_inputs()
+    corrector = get_strategy("correction", "prototype").build({})
+    corrector.correct(inputs)  # both classes seen: dataset prototypes exist
+    only_red = inputs.labels.clone()
+    only_red[only_red == 2] = 255
+    flat = inputs._replace(probs=torch.full_like(inputs.probs, 1 / 3))  # the model says nothing
+    out = corrector.correct(flat._replace(labels=only_red)).labels
+    assert (out[gt == 2] == 2).float().mean() > 0.9
+    image_only = get_strategy("correction", "prototype").build({"source": "image"}).correct(
+        flat._replace(labels=only_red)).labels
+    assert (image_only[gt == 2] == 2).float().mean() < 0.1
