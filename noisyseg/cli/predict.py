@@ -15,6 +15,8 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option(..., "--split", help="Split to predict."),
         out: Path = typer.Option(..., "--out", help="Output directory (probs/ and features/ inside)."),
         features: bool = typer.Option(False, "--features", help="Also write features/<id>.npy float16 (D, h, w)."),
+        cams: bool = typer.Option(False, "--cams", help="Also write cams/<id>.npy float16 (C, h, w) CAMs."),
+        logits: bool = typer.Option(False, "--logits", help="Also write logits/<id>.npy float16 (C, H, W)."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward pass."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Recompute images already written."),
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
         from noisyseg.pipeline.predict import predict
 
         report = predict(run, dataset, split, out, features=features, device=device, batch_size=batch_size,
-                         force=force, track=ui.track)
+                         force=force, track=ui.track, cams=cams, logits=logits)
         ui.out.print(ui.table(f"predict {split} -> {out}", ["images", "skipped", "feature dim", "stride", "seconds"],
                               [[report["images"], report["skipped"], report["feature_dim"], report["feature_stride"],
                                 report["timings"].get("predict", 0.0)]]))

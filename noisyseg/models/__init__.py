@@ -1,6 +1,7 @@
 """Segmentation networks. ``SPECS`` lists the built-in constructors (registered as plugins)."""
 
 from noisyseg.models.deeplab import DeepLabV3Plus
+from noisyseg.models.sgc import SelfAttentionGradCAM
 from noisyseg.models.spec import ModelSpec
 from noisyseg.strategies.spec import Param
 
@@ -23,4 +24,4 @@ SPECS = [
     ),
 ]
 
-__all__ = ["DeepLabV3Plus", "ModelSpec", "SPECS"]
+__all__ = ["DeepLabV3Plus", "ModelSpec", "SPECS", "SelfAttentionGradCAM"]

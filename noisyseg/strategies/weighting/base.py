@@ -1,0 +1,47 @@
+"""The weighting interface: model outputs (and labels, images) -> per-pixel loss weights.
+
+A weighting strategy object has:
+
+- ``needs``: inputs it requires, a subset of ``("probs", "labels", "images")``; it may read the
+  others when present (URN uses the image for its CRF and the labels' classes when given).
+- ``weigh(inputs: WeightInputs) -> torch.Tensor``: ``(B, H, W)`` float32 weights >= 0 (1 = full
+  say). Batched tensors on any device, so training can call it online.
+- ``fit(ctx) -> dict``: reserved for a pass over data first; the base does nothing.
+
+Weights above 1 are allowed (U2PL's λ_u); a weights dir PNG stores weight x 255 clipped to 1, so
+use the float ``.npy`` output for them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+
+IGNORE = 255
+
+
+class WeightInputs(NamedTuple):
+    """A batch of same-size images.
+
+    - probs: (B, C, H, W) float probabilities.
+    - labels: (B, H, W) int64 class ids, 255 = ignore (the labels the weights will go with).
+    - images: (B, H, W, 3) uint8 RGB.
+    """
+
+    ids: list[str]
+    probs: torch.Tensor
+    labels: Optional[torch.Tensor] = None
+    images: Optional[torch.Tensor] = None
+
+
+class Weighter:
+    """Base class; subclasses implement ``weigh``."""
+
+    needs: tuple[str, ...] = ("probs",)
+
+    def fit(self, ctx) -> dict:
+        return {}
+
+    def weigh(self, inputs: WeightInputs) -> torch.Tensor:
+        raise NotImplementedError
