@@ -7,7 +7,6 @@ real pseudo-mask noise.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from noisyseg.cli import corrupt, demo, detect, evaluate, plugins, predict, train
+from noisyseg.cli import correct, corrupt, demo, detect, evaluate, plugins, predict, pseudo_label, train, weight
 
 app = typer.Typer(
     name="noisyseg",
@@ -18,17 +18,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
-    if debug:
-        os.environ["NOISYSEG_DEBUG"] = "1"
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (or set NOISYSEG_DEBUG=1).")):
+    # main() reads --debug itself, before parsing, so that every error honours it.
+    pass
 
 
-for module in (plugins, corrupt, train, predict, detect, evaluate, demo):
+for module in (plugins, corrupt, train, predict, detect, correct, pseudo_label, weight, evaluate, demo):
     module.register(app)
 
 

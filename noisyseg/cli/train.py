@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command resumes from the last finished epoch."""
         from noisyseg.cli import ui
         from noisyseg.strategies.spec import parse_assignments
-        from noisyseg.train.supervised import TrainConfig, train
+        from noisyseg.train.supervised import TrainConfig
 
         cfg = TrainConfig(dataset=str(dataset), split=split, out=str(out), labels=str(labels) if labels else None,
                           weights=str(weights) if weights else None, model=model,

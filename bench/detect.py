@@ -1,0 +1,119 @@
+"""Detection strategies side by side, and cleanlab's segmentation find_label_issues on the same inputs.
+
+Prints, per method: seconds (detection including reading the inputs), peak RSS of its process,
+precision / recall / F1 of the flagged pixels against the true noise, AUROC of the score, images/s,
+and the speed and memory ratios against cleanlab.
+
+Inputs come from the CamVid chain (bench/camvid_chain.sh): noisy labels, clean-model probs.
+
+    python bench/detect.py [--chain out/camvid] [--split train] [--limit 60] [--strategies small-loss,entropy,confident]
+
+cleanlab (installed for the bench only: pip install cleanlab) rejects the ignore label 255, so its
+input labels take the model's argmax on ignored pixels; those pixels are left out of every metric.
+It runs with n_jobs=1, as do we (one process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets" / "camvid"
+
+CLEANLAB = textwrap.dedent("""
+    import json, resource, sys, time
+    import numpy as np
+    from noisyseg.io import Dataset, LabelDir, ProbsDir
+    from noisyseg.metrics import DetectionQuality
+    data, split, labels, probs = sys.argv[1:5]
+    from cleanlab.segmentation.filter import find_label_issues
+    ds = Dataset(data); ids = ds.ids(split)
+    start = time.perf_counter()
+    P = np.stack([ProbsDir(probs).read(i, ds.num_classes).astype(np.float32) for i in ids])
+    L = np.stack([LabelDir(labels).read(i, ds.num_classes) for i in ids]).astype(np.int64)
+    ignored = L == 255
+    L = np.where(ignored, P.argmax(1), L)
+    issues = find_label_issues(L, P, n_jobs=1, verbose=False)
+    seconds = time.perf_counter() - start
+    q = DetectionQuality()
+    for k, i in enumerate(ids):
+        noisy = np.where(ignored[k], 255, L[k]).astype(np.uint8)
+        q.update(ds.load_mask(i), noisy, issues[k])
+    out = q.summary() | {"seconds": seconds, "images": len(ids),
+                         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    print(json.dumps(out))
+""")
+
+
+def dataset_view(data: Path, split: str, limit: int, tmp: Path) -> Path:
+    """A dataset dir that links to ``data``'s images and masks with splits cut to ``limit`` images."""
+    view = tmp / "data"
+    (view / "splits").mkdir(parents=True)
+    for name in ("images", "masks", "dataset.json"):
+        os.symlink(data / name, view / name)
+    for s in (data / "splits").glob("*.txt"):
+        ids = [x for x in s.read_text().split() if x]
+        (view / "splits" / s.name).write_text("\n".join(ids[:limit] if s.stem == split else ids) + "\n")
+    return view
+
+
+def run_ours(view: Path, split: str, chain: Path, strategy: str, params: list[str], out: Path) -> dict:
+    code = ("import json, resource, sys; from noisyseg.pipeline.detect import detect; "
+            "r = detect(*sys.argv[1:7], params=json.loads(sys.argv[7]), scores=False, device='cpu'); "
+            "print(json.dumps(r['detection_quality'] | {'seconds': r['timings']['fit'] + r['timings']['detect'], "
+            "'images': r['images'], 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+    p = dict(x.split("=", 1) for x in params)
+    cmd = [sys.executable, "-c", code, str(view), split, str(chain / "noisy"), str(chain / "preds" / "probs"), strategy,
+           str(out), json.dumps(p)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{strategy} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--chain", type=Path, default=ROOT / "out" / "camvid")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--calibrate-split", default="val")
+    ap.add_argument("--limit", type=int, default=60)
+    ap.add_argument("--strategies", default="small-loss,entropy,confident")
+    ap.add_argument("--no-cleanlab", action="store_true")
+    args = ap.parse_args()
+    if not (args.data / "dataset.json").is_file() or not (args.chain / "preds" / "probs").is_dir():
+        print(f"bench/detect.py: needs {args.data} and the chain outputs in {args.chain} (bench/camvid_chain.sh); skipping")
+        return
+    configs = {"small-loss": ["theta=auto", f"calibrate_split={args.calibrate_split}"], "entropy": ["alpha=0.2"],
+               "confident": [], "urn": ["crf=false"]}
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        view = dataset_view(args.data, args.split, args.limit, Path(tmp))
+        for name in args.strategies.split(","):
+            rows[name] = run_ours(view, args.split, args.chain, name, configs.get(name, []), Path(tmp) / name)
+        if not args.no_cleanlab:
+            result = subprocess.run([sys.executable, "-c", CLEANLAB, str(view), args.split, str(args.chain / "noisy"),
+                                     str(args.chain / "preds" / "probs")], capture_output=True, text=True)
+            if result.returncode:
+                print(f"cleanlab did not run ({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'})")
+            else:
+                rows["cleanlab find_label_issues"] = json.loads(result.stdout.strip().splitlines()[-1])
+    peer = rows.get("cleanlab find_label_issues")
+    print(f"detection on {args.split} ({args.limit} images of {args.data.name}), CPU, one process")
+    print(f"{'method':28s} {'sec':>8s} {'img/s':>7s} {'peak MB':>8s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'AUROC':>6s} {'speedup':>8s} {'mem ratio':>9s}")
+    for name, r in rows.items():
+        speed = f"{peer['seconds'] / r['seconds']:.1f}x" if peer else "-"
+        mem = f"{r['peak_mb'] / peer['peak_mb']:.2f}" if peer else "-"
+        print(f"{name:28s} {r['seconds']:8.2f} {r['images'] / r['seconds']:7.2f} {r['peak_mb']:8.0f} {r['precision']:6.3f} "
+              f"{r['recall']:6.3f} {r['f1']:6.3f} {r.get('auroc', float('nan')):6.3f} {speed:>8s} {mem:>9s}")
+
+
+if __name__ == "__main__":
+    main()

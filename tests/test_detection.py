@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+import torch
+
+from noisyseg.plugins import get_strategy
+from noisyseg.strategies.detection.base import Batch, DetectionContext
+from noisyseg.strategies.detection.small_loss import calibrate_theta, pixel_loss
+
+
+def _probs(B=2, C=4, H=8, W=9, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.softmax(torch.randn(B, C, H, W, generator=g) * 2, 1)
+
+
+def _labels(B=2, H=8, W=9, C=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.randint(0, C, (B, H, W), generator=g)
+    lab[:, 0, :3] = 255
+    return lab
+
+
+def test_small_loss_fixed_theta():
+    probs, labels = _probs(), _labels()
+    det = get_strategy("detection", "small-loss").build({"theta": "0.7"})
+    result = det.detect(probs, labels)
+    loss, valid = pixel_loss(probs, labels)
+    p = probs.gather(1, labels.clamp(max=3)[:, None]).squeeze(1)
+    torch.testing.assert_close(loss[valid], -torch.log(p[valid]))
+    assert torch.equal(result.flags, valid & (loss > 0.7))
+    assert not result.flags[labels == 255].any()
+
+
+def test_calibrate_theta_is_largest_meeting_target():
+    rng = np.random.default_rng(0)
+    losses = torch.from_numpy(np.round(rng.exponential(1.0, 4000), 2)).float()
+    correct = torch.from_numpy(rng.random(4000) < np.exp(-losses.numpy()))
+    theta, curve = calibrate_theta(losses, correct, 0.9)
+    best = -np.inf
+    for t in np.unique(losses.numpy()):
+        keep = losses.numpy() <= t
+        if correct.numpy()[keep].mean() >= 0.9:
+            best = max(best, t)
+    assert theta == pytest.approx(best)
+    chosen = next(c for c in curve if c["theta"] == theta)
+    assert chosen["precision"] >= 0.9
+    unreachable, _ = calibrate_theta(losses, torch.zeros_like(correct), 0.5)
+    assert unreachable == -np.inf
+
+
+def test_small_loss_auto_calibrates_on_other_split():
+    probs, labels = _probs(seed=3), _labels(seed=4)
+    gt = probs.argmax(1)  # the model is right wherever the label agrees with its argmax
+    ctx = DetectionContext(4, batches=lambda: iter(()),
+                           calibration_batches=lambda split: iter([Batch(["a", "b"], probs, labels, gt)]))
+    det = get_strategy("detection", "small-loss").build({"theta": "auto", "calibrate_split": "val",
+                                                         "target_precision": "1.0"})
+    fitted = det.fit(ctx)
+    kept = ~det.detect(probs, labels).flags & (labels != 255)
+    assert (labels[kept] == gt[kept]).all()
+    loss, valid = pixel_loss(probs, labels)
+    wrong = valid & (labels != gt)
+    first_wrong = float(loss[wrong].min())
+    below = loss[valid & (loss < first_wrong)]
+    assert fitted["theta"] == pytest.approx(float(below.max()))
+
+
+@pytest.mark.parametrize("scope", ["image", "batch"])
+def test_entropy_flags_alpha_share(scope):
+    probs, labels = _probs(B=3, H=20, W=30, seed=5), _labels(B=3, H=20, W=30, seed=6)
+    det = get_strategy("detection", "entropy").build({"alpha": "0.25", "scope": scope})
+    result = det.detect(probs, labels)
+    valid = labels != 255
+    entropy = -(probs * probs.log()).sum(1)
+    torch.testing.assert_close(result.scores, entropy, rtol=1e-4, atol=1e-5)
+    groups = [(slice(i, i + 1)) for i in range(3)] if scope == "image" else [slice(None)]
+    for g in groups:
+        share = result.flags[g][valid[g]].float().mean()
+        n = int(valid[g].sum())
+        assert abs(float(share) - 0.25) <= 1.0 / n + 1e-6
+        flagged, kept = result.scores[g][result.flags[g]], result.scores[g][valid[g] & ~result.flags[g]]
+        assert flagged.min() >= kept.max()
+
+
+def test_confident_thresholds_and_flags():
+    # Two classes. Class 0 pixels: p0 = 0.9 (4 px) -> t0 = 0.9; class 1 labelled pixels: p1 in {0.8, 0.2}.
+    p0 = torch.tensor([0.9, 0.9, 0.9, 0.9, 0.2, 0.8, 0.5])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 255]).view(1, 1, 7)
+    probs = torch.stack([p0, 1 - p0]).view(1, 2, 1, 7)
+    det = get_strategy("detection", "confident").build({})
+    fitted = det.fit(DetectionContext(2, batches=lambda: iter([Batch(["x"], probs, labels)]),
+                                      calibration_batches=lambda s: iter(())))
+    assert fitted["class_thresholds"] == pytest.approx([0.9, 0.5])  # t1 = mean(0.8, 0.2)
+    result = det.detect(probs, labels)
+    # pixel 5 is labelled 1 but p0 = 0.8 < t0 and p1 = 0.2 < t1: no confident class, kept.
+    # pixel 4 is labelled 1 with p1 = 0.8 >= t1: kept. Nothing labelled 0 falls below t0 with p1 >= t1.
+    assert result.flags.tolist() == [[[False] * 7]]
+    labels2 = torch.tensor([1, 0, 0, 0, 1, 1, 255]).view(1, 1, 7)
+    result2 = det.detect(probs, labels2)
+    assert result2.flags[0, 0].tolist() == [True, False, False, False, False, False, False]
+    torch.testing.assert_close(result2.scores[0, 0, 0], torch.tensor(1 - 0.1))

@@ -1,0 +1,106 @@
+"""First model, training (resumable, weighted), prediction outputs and the demo chain."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noisyseg.io import Dataset, FeaturesDir, ProbsDir, WeightsDir
+from noisyseg.losses import weighted_cross_entropy
+from noisyseg.models import DeepLabV3Plus
+from noisyseg.pipeline.predict import predict
+from noisyseg.train.checkpoint import load_checkpoint, load_run
+from noisyseg.train.supervised import TrainConfig, train
+
+TINY = {"width": "8", "depth": "1,1,1,1", "feature_dim": "16"}
+
+
+@pytest.mark.parametrize("size", [(64, 64), (50, 75)])
+def test_model_shapes(size):
+    model = DeepLabV3Plus(7, width=8, depth=(1, 1, 1, 1), feature_dim=24).eval()
+    out = model(torch.randn(2, 3, *size))
+    assert out["logits"].shape == (2, 7, *size)
+    assert out["features"].shape == (2, 24, -(-size[0] // 4), -(-size[1] // 4))
+    assert out["class_logits"].shape == (2, 7)
+
+
+def test_weighted_cross_entropy():
+    logits = torch.randn(2, 3, 4, 5, requires_grad=True)
+    labels = torch.randint(0, 3, (2, 4, 5))
+    labels[0, 0] = 255
+    plain = torch.nn.functional.cross_entropy(logits, labels, ignore_index=255)
+    torch.testing.assert_close(weighted_cross_entropy(logits, labels), plain)
+    half = weighted_cross_entropy(logits, labels, torch.full((2, 4, 5), 0.5))
+    torch.testing.assert_close(half, plain / 2)
+    everything = weighted_cross_entropy(logits, labels, denominator="all")
+    torch.testing.assert_close(everything, plain * (labels != 255).sum() / labels.numel())
+
+
+def _cfg(shapes, out, **kw):
+    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model_params=TINY, epochs=3,
+                       batch_size=4, crop_size=32, device="cpu", **kw)
+
+
+def test_train_resumes_exactly_after_interruption(shapes, tmp_path):
+    full = train(_cfg(shapes, tmp_path / "full"))
+    assert len(full["loss_per_epoch"]) == 3 and full["resumed_from_epoch"] == 0
+
+    def stop_in_epoch_two(epoch, step, steps, loss):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(shapes, tmp_path / "cut"), on_step=stop_in_epoch_two)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 1
+    resumed = train(_cfg(shapes, tmp_path / "cut"))
+    assert resumed["resumed_from_epoch"] == 1
+    np.testing.assert_allclose(resumed["loss_per_epoch"], full["loss_per_epoch"], rtol=1e-5)
+    a = load_checkpoint(tmp_path / "full" / "model.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "model.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    config = json.loads((tmp_path / "full" / "config.json").read_text())
+    assert config["model_params"] == {"width": 8, "depth": "1,1,1,1", "feature_dim": 16}
+
+
+def test_train_with_weights_and_predict(shapes, tmp_path):
+    ds = Dataset(shapes)
+    weights = WeightsDir(tmp_path / "w")
+    for image_id in ds.ids("strong"):
+        weights.write(image_id, np.full((48, 48), 0.5, np.float32))
+    train(_cfg(shapes, tmp_path / "run", weights=str(tmp_path / "w")))
+    model, config = load_run(tmp_path / "run")
+    assert config["weights"] and not model.training
+    report = predict(tmp_path / "run", shapes, "weak", tmp_path / "preds", features=True, device="cpu")
+    assert report["images"] == 8 and report["feature_dim"] == 16 and report["feature_stride"] == 4
+    probs = ProbsDir(tmp_path / "preds" / "probs").read("weak_0000", 5, (48, 48))
+    assert probs.dtype == np.float16
+    np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1, atol=1e-2)
+    feats = FeaturesDir(tmp_path / "preds" / "features").read("weak_0000", 16)
+    assert feats.shape == (16, 12, 12) and feats.dtype == np.float16
+    again = predict(tmp_path / "run", shapes, "weak", tmp_path / "preds", features=True, device="cpu")
+    assert again["skipped"] == 8
+
+
+def test_train_cli_errors(cli, shapes, tmp_path):
+    from conftest import assert_one_line_error
+
+    base = ["train", shapes, "--split", "strong", "--out", tmp_path / "r", "--epochs", "1", "--device", "cpu"]
+    assert_one_line_error(cli(*base, "-p", "width=2"), "width", "found 2")
+    assert_one_line_error(cli(*base, "--model", "unet"), "unknown model strategy 'unet'", "deeplabv3plus")
+    assert_one_line_error(cli(*base, "--labels", tmp_path / "none"), "none", "no such directory")
+    assert_one_line_error(cli("predict", tmp_path / "nothing", shapes, "--split", "weak", "--out", tmp_path / "p"),
+                          "config.json")
+
+
+def test_demo_chain_improves_label_precision(tmp_path):
+    from noisyseg.pipeline.demo import demo
+
+    result = demo(tmp_path / "demo", epochs=10, device="cpu")
+    stages = {s["stage"]: s for s in result["stages"]}
+    noisy, cleaned = stages["noisy labels"], stages["after detect (small-loss)"]
+    assert noisy["coverage"] == 1.0
+    assert cleaned["precision"] > noisy["precision"] + 0.03
+    assert 0.5 < cleaned["coverage"] < 1.0
+    assert result["detection_quality"]["auroc"] > 0.8
