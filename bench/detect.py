@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--calibrate-split", default="val")
     ap.add_argument("--limit", type=int, default=60)
-    ap.add_argument("--strategies", default="small-loss,entropy,confident")
+    ap.add_argument("--strategies", default="small-loss,entropy,confident,urn")
     ap.add_argument("--repeats", type=int, default=3, help="runs per method, interleaved; medians are printed")
     ap.add_argument("--no-cleanlab", action="store_true")
     args = ap.parse_args()

@@ -4,7 +4,7 @@ import torch
 
 from noisyseg.plugins import get_strategy
 from noisyseg.strategies.detection.base import Batch, DetectionContext
-from noisyseg.strategies.detection.small_loss import calibrate_theta, pixel_loss
+from noisyseg.strategies.detection.small_loss import LossHistogram, calibrate_theta, pixel_loss
 
 
 def _probs(B=2, C=4, H=8, W=9, seed=0):
@@ -32,9 +32,12 @@ def test_small_loss_fixed_theta():
 
 def test_calibrate_theta_is_largest_meeting_target():
     rng = np.random.default_rng(0)
-    losses = torch.from_numpy(np.round(rng.exponential(1.0, 4000), 2)).float()
+    losses = torch.from_numpy(np.round(rng.exponential(1.0, 4000), 2)).float().half().float()
     correct = torch.from_numpy(rng.random(4000) < np.exp(-losses.numpy()))
-    theta, curve = calibrate_theta(losses, correct, 0.9)
+    hist = LossHistogram()
+    hist.update(losses[:1500], correct[:1500])
+    hist.update(losses[1500:], correct[1500:])
+    theta, curve = calibrate_theta(hist, 0.9)
     best = -np.inf
     for t in np.unique(losses.numpy()):
         keep = losses.numpy() <= t
@@ -43,8 +46,10 @@ def test_calibrate_theta_is_largest_meeting_target():
     assert theta == pytest.approx(best)
     chosen = next(c for c in curve if c["theta"] == theta)
     assert chosen["precision"] >= 0.9
-    unreachable, _ = calibrate_theta(losses, torch.zeros_like(correct), 0.5)
-    assert unreachable == -np.inf
+    assert chosen["coverage"] == pytest.approx(float((losses <= theta).float().mean()))
+    none_right = LossHistogram()
+    none_right.update(losses, torch.zeros_like(correct))
+    assert calibrate_theta(none_right, 0.5)[0] == -np.inf
 
 
 def test_small_loss_auto_calibrates_on_other_split():
@@ -58,6 +63,7 @@ def test_small_loss_auto_calibrates_on_other_split():
     kept = ~det.detect(probs, labels).flags & (labels != 255)
     assert (labels[kept] == gt[kept]).all()
     loss, valid = pixel_loss(probs, labels)
+    loss = loss.half().float()  # θ lives at float16 precision
     wrong = valid & (labels != gt)
     first_wrong = float(loss[wrong].min())
     below = loss[valid & (loss < first_wrong)]

@@ -13,11 +13,18 @@ IGNORE = 255
 _BINS = 1 << 16
 
 
-def _float16_order_keys(scores: torch.Tensor) -> torch.Tensor:
-    """Maps float16 values to int64 keys in 0..65535 that sort like the values (NaN excluded)."""
-    bits = scores.to(torch.float16).contiguous().view(torch.int16).to(torch.int64) & 0xFFFF
+def float16_order_keys(scores: torch.Tensor) -> torch.Tensor:
+    """Maps values, rounded to float16, to int64 keys in 0..65535 that sort like the values (NaN excluded)."""
+    bits = scores.clamp(-65504, 65504).to(torch.float16).contiguous().view(torch.int16).to(torch.int64) & 0xFFFF
     negative = bits >= 0x8000
     return torch.where(negative, 0xFFFF - bits, bits | 0x8000)
+
+
+def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``float16_order_keys``: float32 values of the keys."""
+    keys = keys.to(torch.int64)
+    bits = torch.where(keys >= 0x8000, keys & 0x7FFF, 0xFFFF - keys)
+    return bits.to(torch.int16).view(torch.float16).float()
 
 
 class ScoreRanking:
@@ -37,7 +44,7 @@ class ScoreRanking:
         scores = torch.as_tensor(scores).reshape(-1).float().cpu()
         is_noisy = torch.as_tensor(is_noisy).reshape(-1).bool().cpu()
         finite = torch.isfinite(scores)
-        keys = _float16_order_keys(scores.clamp(-65504, 65504))
+        keys = float16_order_keys(scores)
         self.pos += torch.bincount(keys[finite & is_noisy], minlength=_BINS)
         self.neg += torch.bincount(keys[finite & ~is_noisy], minlength=_BINS)
 

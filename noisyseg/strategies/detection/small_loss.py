@@ -2,7 +2,9 @@
 clean model is below θ.
 
 θ is given, or ``auto``: picked on a calibration split whose ground truth, noisy labels and probs
-exist, as the largest θ whose kept-label precision there is at least ``target_precision``.
+exist, as the largest θ whose kept-label precision there is at least ``target_precision``. The
+calibration streams losses into a fixed-size histogram (float16 precision), so its memory does
+not grow with the split.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import torch
 
 from noisyseg.errors import ParameterError
+from noisyseg.metrics.detection import float16_from_keys, float16_order_keys
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, IGNORE, label_probability
 from noisyseg.strategies.spec import Param, StrategySpec
 
@@ -25,31 +28,49 @@ def pixel_loss(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return torch.where(valid, loss, torch.zeros_like(loss)), valid
 
 
-def calibrate_theta(losses: torch.Tensor, correct: torch.Tensor, target_precision: float) -> tuple[float, list[dict]]:
+class LossHistogram:
+    """Counts of calibration pixels per float16 loss value, split by whether the noisy label is right.
+
+    Losses are compared at float16 precision (the precision score maps are stored in); with 65536
+    bins per side that is exact at that precision and takes constant memory however many pixels
+    are streamed through ``update``.
+    """
+
+    def __init__(self):
+        self.correct = torch.zeros(1 << 16, dtype=torch.int64)
+        self.wrong = torch.zeros(1 << 16, dtype=torch.int64)
+
+    def update(self, losses: torch.Tensor, correct: torch.Tensor) -> None:
+        """losses: ``(P,)`` float; correct: ``(P,)`` bool, noisy label == ground truth."""
+        keys = float16_order_keys(losses.reshape(-1).float().cpu())
+        correct = correct.reshape(-1).bool().cpu()
+        self.correct += torch.bincount(keys[correct], minlength=1 << 16)
+        self.wrong += torch.bincount(keys[~correct], minlength=1 << 16)
+
+    @property
+    def pixels(self) -> int:
+        return int(self.correct.sum() + self.wrong.sum())
+
+
+def calibrate_theta(hist: LossHistogram, target_precision: float) -> tuple[float, list[dict]]:
     """The largest θ such that the pixels with loss <= θ are correct with share >= target.
 
-    Args:
-        losses: ``(P,)`` float losses of calibration pixels.
-        correct: ``(P,)`` bool, noisy label == ground truth.
-    Returns:
-        θ (``-inf`` when no θ reaches the target) and the precision/coverage curve at each decade
-        of θ plus the chosen θ.
+    Returns θ (``-inf`` when no θ reaches the target) and the precision/coverage curve at each
+    decade of θ plus the chosen θ.
     """
-    order = torch.argsort(losses)
-    sorted_loss = losses[order].double()
-    hits = torch.cumsum(correct[order].double(), 0)
-    kept = torch.arange(1, losses.numel() + 1, dtype=torch.float64)
-    # Evaluate only at the last occurrence of each distinct loss: "loss <= θ" keeps all ties.
-    last = torch.ones_like(sorted_loss, dtype=torch.bool)
-    last[:-1] = sorted_loss[1:] != sorted_loss[:-1]
-    precision = hits / kept
-    ok = last & (precision >= target_precision)
-    theta = float(sorted_loss[ok].max()) if ok.any() else -math.inf
-    total = losses.numel()
+    hits = torch.cumsum(hist.correct, 0).double()
+    kept = hits + torch.cumsum(hist.wrong, 0).double()
+    present = (hist.correct + hist.wrong) > 0
+    precision = hits / kept.clamp_min(1)
+    ok = present & (precision >= target_precision)
+    keys = torch.nonzero(ok).flatten()
+    theta = float(float16_from_keys(keys[-1:])[0]) if keys.numel() else -math.inf
+    total = max(1, hist.pixels)
 
     def point(t: float) -> dict:
-        n = int(torch.searchsorted(sorted_loss, torch.tensor([t], dtype=torch.float64), right=True))
-        return {"theta": t, "precision": float(hits[n - 1] / n) if n else float("nan"), "coverage": n / total}
+        k = int(float16_order_keys(torch.tensor([t]))[0])
+        n = float(kept[k])
+        return {"theta": t, "precision": float(hits[k] / n) if n else float("nan"), "coverage": n / total}
 
     grid = [10.0 ** e for e in range(-6, 2)]
     curve = [point(t) for t in sorted(set(grid + ([theta] if math.isfinite(theta) else [])))]
@@ -68,27 +89,29 @@ class SmallLoss(Detector):
     def fit(self, ctx: DetectionContext) -> dict:
         if self.theta != "auto":
             return {"theta": self.theta}
-        losses, correct = [], []
+        hist = LossHistogram()
+        noisy_right = 0
         for batch in ctx.calibration_batches(self.calibrate_split):
             loss, valid = pixel_loss(batch.probs, batch.labels)
             valid &= batch.gt != IGNORE
-            losses.append(loss[valid].cpu())
-            correct.append((batch.labels == batch.gt)[valid].cpu())
-        if not losses or sum(x.numel() for x in losses) == 0:
+            correct = (batch.labels == batch.gt)[valid]
+            hist.update(loss[valid], correct)
+            noisy_right += int(correct.sum())
+        if hist.pixels == 0:
             raise ParameterError(f"strategy 'small-loss': calibration split '{self.calibrate_split}' has no pixel "
                                  "with both a ground-truth and a noisy label")
-        losses_t, correct_t = torch.cat(losses), torch.cat(correct)
-        theta, curve = calibrate_theta(losses_t, correct_t, self.target_precision)
+        theta, curve = calibrate_theta(hist, self.target_precision)
         self.theta = theta
         return {"theta": theta, "calibrate_split": self.calibrate_split, "target_precision": self.target_precision,
-                "calibration_pixels": int(losses_t.numel()),
-                "calibration_noisy_precision": float(correct_t.double().mean()), "curve": curve}
+                "calibration_pixels": hist.pixels, "calibration_noisy_precision": noisy_right / hist.pixels,
+                "curve": curve}
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         if self.theta == "auto":
             raise RuntimeError("small-loss: call fit() to calibrate theta=auto before detect()")
         loss, valid = pixel_loss(probs, labels)
-        return Detection(valid & (loss > float(self.theta)), loss)
+        # θ was chosen at float16 precision; compare at the same precision.
+        return Detection(valid & (loss.half().float() > float(self.theta)), loss)
 
 
 SPEC = StrategySpec(
