@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.ops.entropy_rank import entropy_rank
 from noisyseg.strategies.detection.base import Detection, Detector, IGNORE
+from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
 from noisyseg.strategies.spec import Param, StrategySpec
 
 
@@ -20,17 +20,10 @@ class EntropyDetector(Detector):
         self.scope = scope
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
+        # The same split as U2PL's pseudo-labels: flagged = valid and not reliable.
         valid = labels != IGNORE
-        if self.scope == "batch":
-            entropy, threshold, _ = entropy_rank(probs, is_logits=False, valid=valid, quantile=1 - self.alpha)
-            flags = valid & (entropy > threshold)
-        else:
-            parts = [entropy_rank(probs[i:i + 1], is_logits=False, valid=valid[i:i + 1], quantile=1 - self.alpha)
-                     for i in range(probs.shape[0])]
-            entropy = torch.cat([p.entropy for p in parts])
-            thresholds = torch.stack([p.threshold for p in parts]).view(-1, 1, 1)
-            flags = valid & (entropy > thresholds)
-        return Detection(flags, entropy)
+        reliable, entropy = reliable_mask(probs, self.alpha, valid, self.scope)
+        return Detection(valid & ~reliable, entropy)
 
 
 SPEC = StrategySpec(
