@@ -6,29 +6,31 @@ same math as GATConv-style message passing: with torch_geometric when it imports
 (``torch_geometric.utils.softmax`` + ``scatter``), else the equivalent pure torch (gather q_i,
 k_j per edge -> [E, heads, F] -> dot -> segment softmax via scatter_reduce amax / index_add sum ->
 multiply v_j -> index_add). The printed peer name says which ran. ``run(device, repeats)`` returns
-one dict per row; ``python bench/op_gat_attention.py`` prints the CPU rows.
+one dict per row; ``python bench/op_gat_attention.py`` prints the CPU rows. Peak memory follows
+bench/_peak.py: on CPU, peak-RSS growth of one step in a fresh subprocess per side, after a
+clear_refs reset that follows imports and input creation; on CUDA, max_memory_allocated beyond
+the inputs.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
 
 import torch
 
+import _peak
+
+_peak.load_dev_libs()
+
+from noisyseg.ops.gat_attention import gat_attention  # noqa: E402
+
+try:
+    from torch_geometric.utils import scatter, softmax
+except ImportError:
+    scatter = softmax = None
+
 GRAPHS, NODES, K, HEADS, F = 16, 1000, 6, 8, 64
 SHAPE = f"{GRAPHS} graphs x {NODES} nodes, kNN k={K}, heads={HEADS}, F=Fv={F}"
-
-
-def _load_dev_libs() -> None:
-    # Same hook as tests/conftest.py: out-of-tree kernel builds, NOISYSEG_DEV_LIBS=a.so:b.so
-    for lib in filter(None, os.environ.get("NOISYSEG_DEV_LIBS", "").split(":")):
-        torch.ops.load_library(lib)
 
 
 def make_graph(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,16 +54,8 @@ def _inputs(device: str, grad: bool):
     return (*qkv, rowptr.to(device), col.to(device))
 
 
-def _has_pyg() -> bool:
-    try:
-        import torch_geometric  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def peer_name() -> str:
-    if _has_pyg():
+    if softmax is not None:
         return "torch_geometric message passing (utils.softmax + scatter)"
     return "pure-torch message passing (torch_geometric not installed)"
 
@@ -70,9 +64,7 @@ def peer(q, k, v, rowptr, col):
     n = q.shape[0]
     row = torch.repeat_interleave(torch.arange(n, device=q.device), rowptr.diff(), output_size=col.numel())
     logits = (q[row] * k[col]).sum(-1) / F**0.5  # [E, heads], from [E, heads, F] gathers
-    if _has_pyg():
-        from torch_geometric.utils import scatter, softmax
-
+    if softmax is not None:
         alpha = softmax(logits, row, num_nodes=n)
         return scatter(alpha[..., None] * v[col], row, dim=0, dim_size=n, reduce="sum")
     idx = row[:, None].expand(-1, logits.shape[1])
@@ -84,84 +76,48 @@ def peer(q, k, v, rowptr, col):
 
 
 def ours(q, k, v, rowptr, col):
-    from noisyseg.ops.gat_attention import gat_attention
-
     return gat_attention(q, k, v, rowptr, col)
 
 
-def _step(fn, inputs, backward: bool) -> None:
-    out = fn(*inputs)
-    if backward:
-        out.sum().backward()
-        for x in inputs[:3]:
-            x.grad = None
-
-
-def _time(fn, device: str, repeats: int, backward: bool) -> float:
+def _build(fn, device: str, backward: bool):
     inputs = _inputs(device, backward)
-    _step(fn, inputs, backward)  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def step() -> None:
         with torch.set_grad_enabled(backward):
-            _step(fn, inputs, backward)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+            out = fn(*inputs)
+            if backward:
+                out.sum().backward()
+                for x in inputs[:3]:
+                    x.grad = None
+
+    return step
 
 
-def _peak_mb(side: str, device: str, backward: bool) -> float:
-    if device == "cuda":
-        inputs = _inputs(device, backward)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        with torch.set_grad_enabled(backward):
-            _step(ours if side == "ours" else peer, inputs, backward)
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    # Through a small launcher process: a child exec'd straight from this (large) process would
-    # start with our ru_maxrss as its own high-water mark and hide its growth.
-    launch = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
-    cmd = [sys.executable, "-c", launch, sys.executable, os.path.abspath(__file__), "--peak", side, str(int(backward))]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+def build_ours(device: str, backward: bool):
+    return _build(ours, device, backward)
 
 
-def _peak_child(side: str, backward: bool) -> None:
-    _load_dev_libs()
-    import noisyseg.ops.gat_attention  # noqa: F401  (imports before the baseline)
-
-    inputs = _inputs("cpu", backward)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with torch.set_grad_enabled(backward):
-        _step(ours if side == "ours" else peer, inputs, backward)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": (peak - base) / 1024}))
+def build_peer(device: str, backward: bool):
+    return _build(peer, device, backward)
 
 
 def run(device: str, repeats: int) -> list[dict]:
     rows = []
     for backward in (False, True):
-        ours_ms = _time(ours, device, repeats, backward)
-        peer_ms = _time(peer, device, repeats, backward)
+        args = (device, backward)
+        ours_ms = _peak.median_ms(build_ours(*args), device, repeats)
+        peer_ms = _peak.median_ms(build_peer(*args), device, repeats)
         rows.append(dict(
             op="gat_attention", case="forward+backward" if backward else "forward", shape=SHAPE,
             ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
-            ours_peak_mb=_peak_mb("ours", device, backward), peer_peak_mb=_peak_mb("peer", device, backward),
+            ours_peak_mb=_peak.peak_mb(device, "op_gat_attention", "build_ours", args),
+            peer_peak_mb=_peak.peak_mb(device, "op_gat_attention", "build_peer", args),
             peer=peer_name(),
         ))
     return rows
 
 
 if __name__ == "__main__":
-    _load_dev_libs()
-    if len(sys.argv) > 1 and sys.argv[1] == "--peak":
-        _peak_child(sys.argv[2], bool(int(sys.argv[3])))
-        sys.exit(0)
     from noisyseg.ops import has_op
 
     print(f"gat_attention kernel compiled: {has_op('gat_attention')}; threads: {torch.get_num_threads()}")

@@ -5,31 +5,31 @@ boundaries are jittered by smooth random offsets, SLIC-like). The peer upsamples
 and averages per segment with ``torch_scatter.scatter_mean`` when torch_scatter imports, else
 with torch's ``index_add`` per image and a division by the counts.
 ``run(device, repeats)`` returns one dict per row;
-``python bench/op_superpixel_pool.py`` prints the CPU rows. Peak memory on CPU is measured in a
-fresh subprocess per side (ru_maxrss growth after imports and input creation).
+``python bench/op_superpixel_pool.py`` prints the CPU rows. Peak memory follows bench/_peak.py:
+on CPU, peak-RSS growth of one step in a fresh subprocess per side, after a clear_refs reset that
+follows imports and input creation; on CUDA, max_memory_allocated beyond the inputs.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
+import _peak
+
+_peak.load_dev_libs()
+
+from noisyseg.ops.superpixel_pool import superpixel_pool  # noqa: E402
+
+try:
+    from torch_scatter import scatter_mean
+except ImportError:
+    scatter_mean = None
+
 B, D, h, w, H, W, N = 4, 256, 64, 64, 512, 512, 1000
 SHAPE = f"features [{B},{D},{h},{w}] -> segments [{B},{H},{W}], N={N}"
-
-
-def _load_dev_libs() -> None:
-    # Same hook as tests/conftest.py: out-of-tree kernel builds, NOISYSEG_DEV_LIBS=a.so:b.so
-    for lib in filter(None, os.environ.get("NOISYSEG_DEV_LIBS", "").split(":")):
-        torch.ops.load_library(lib)
 
 
 def make_segments(device: str, seed: int = 0) -> torch.Tensor:
@@ -53,20 +53,13 @@ def _inputs(device: str, grad: bool):
 
 
 def peer_name() -> str:
-    try:
-        import torch_scatter  # noqa: F401
-
+    if scatter_mean is not None:
         return "F.interpolate + torch_scatter.scatter_mean"
-    except ImportError:
-        return "F.interpolate + per-image index_add mean (torch_scatter not installed)"
+    return "F.interpolate + per-image index_add mean (torch_scatter not installed)"
 
 
 def peer(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     up = F.interpolate(features, size=segments.shape[-2:], mode="bilinear", align_corners=False)
-    try:
-        from torch_scatter import scatter_mean
-    except ImportError:
-        scatter_mean = None
     if scatter_mean is not None:
         idx = segments.flatten(1)[:, None, :].expand(-1, features.shape[1], -1)  # a view, no copy
         return scatter_mean(up.flatten(2), idx, dim=2, dim_size=N).transpose(1, 2)
@@ -81,83 +74,47 @@ def peer(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
 
 
 def ours(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-    from noisyseg.ops.superpixel_pool import superpixel_pool
-
     return superpixel_pool(features, segments, N)[0]
 
 
-def _step(fn, features, segments, backward: bool) -> None:
-    out = fn(features, segments)
-    if backward:
-        out.sum().backward()
-        features.grad = None
-
-
-def _time(fn, device: str, repeats: int, backward: bool) -> float:
+def _build(fn, device: str, backward: bool):
     features, segments = _inputs(device, backward)
-    _step(fn, features, segments, backward)  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def step() -> None:
         with torch.set_grad_enabled(backward):
-            _step(fn, features, segments, backward)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+            out = fn(features, segments)
+            if backward:
+                out.sum().backward()
+                features.grad = None
+
+    return step
 
 
-def _peak_mb(side: str, device: str, backward: bool) -> float:
-    if device == "cuda":
-        features, segments = _inputs(device, backward)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        with torch.set_grad_enabled(backward):
-            _step(ours if side == "ours" else peer, features, segments, backward)
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    # Through a small launcher process: a child exec'd straight from this (large) process would
-    # start with our ru_maxrss as its own high-water mark and hide its growth.
-    launch = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
-    cmd = [sys.executable, "-c", launch, sys.executable, os.path.abspath(__file__), "--peak", side, str(int(backward))]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+def build_ours(device: str, backward: bool):
+    return _build(ours, device, backward)
 
 
-def _peak_child(side: str, backward: bool) -> None:
-    _load_dev_libs()
-    import noisyseg.ops.superpixel_pool  # noqa: F401  (imports before the baseline)
-
-    features, segments = _inputs("cpu", backward)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with torch.set_grad_enabled(backward):
-        _step(ours if side == "ours" else peer, features, segments, backward)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": (peak - base) / 1024}))
+def build_peer(device: str, backward: bool):
+    return _build(peer, device, backward)
 
 
 def run(device: str, repeats: int) -> list[dict]:
     rows = []
     for backward in (False, True):
-        ours_ms = _time(ours, device, repeats, backward)
-        peer_ms = _time(peer, device, repeats, backward)
+        args = (device, backward)
+        ours_ms = _peak.median_ms(build_ours(*args), device, repeats)
+        peer_ms = _peak.median_ms(build_peer(*args), device, repeats)
         rows.append(dict(
             op="superpixel_pool", case="forward+backward" if backward else "forward", shape=SHAPE,
             ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
-            ours_peak_mb=_peak_mb("ours", device, backward), peer_peak_mb=_peak_mb("peer", device, backward),
+            ours_peak_mb=_peak.peak_mb(device, "op_superpixel_pool", "build_ours", args),
+            peer_peak_mb=_peak.peak_mb(device, "op_superpixel_pool", "build_peer", args),
             peer=peer_name(),
         ))
     return rows
 
 
 if __name__ == "__main__":
-    _load_dev_libs()
-    if len(sys.argv) > 1 and sys.argv[1] == "--peak":
-        _peak_child(sys.argv[2], bool(int(sys.argv[3])))
-        sys.exit(0)
     from noisyseg.ops import has_op
 
     print(f"superpixel_pool kernel compiled: {has_op('superpixel_pool')}; threads: {torch.get_num_threads()}")
