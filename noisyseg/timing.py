@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 class Timer:
@@ -19,3 +22,14 @@ class Timer:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def iterate(self, items: Iterable[T], stage: str) -> Iterator[T]:
+        """Yields from ``items``, adding the time spent producing each item (e.g. reading files) to ``stage``."""
+        it = iter(items)
+        while True:
+            with self(stage):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+            yield item

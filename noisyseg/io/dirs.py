@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from noisyseg.errors import InputError
 from noisyseg.io.atomic import atomic_write
@@ -140,14 +141,18 @@ class ProbsDir(ImageDir):
             raise InputError(path, expect, f"dtype {arr.dtype}")
         if arr.ndim != 3 or arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
             raise InputError(path, expect, f"shape {arr.shape}")
-        check_finite(arr, path)
-        sums = arr.sum(axis=0, dtype=np.float32)
+        # One pass in torch (vectorised half -> float): a NaN/inf anywhere makes its pixel's sum
+        # non-finite, so the detailed finiteness check runs only when that happens.
+        t = torch.from_numpy(arr)
+        sums = t.sum(0, dtype=torch.float64 if arr.dtype == np.float64 else torch.float32)
+        if not bool(torch.isfinite(sums).all()):
+            check_finite(arr, path)
         tol = 2e-2 if arr.dtype == np.float16 else 1e-3
-        worst = float(sums.flat[np.abs(sums - 1).argmax()]) if sums.size else 1.0
+        worst = float(sums.flatten()[(sums - 1).abs().argmax()]) if sums.numel() else 1.0
         if abs(worst - 1) > tol:
             raise InputError(path, "probabilities summing to 1 over classes", f"a pixel summing to {worst:.4g}")
-        if float(arr.min(initial=0)) < 0:
-            raise InputError(path, "probabilities >= 0", f"minimum {float(arr.min()):.4g}")
+        if t.numel() and float(t.min()) < 0:
+            raise InputError(path, "probabilities >= 0", f"minimum {float(t.min()):.4g}")
         return arr
 
     def write(self, image_id: str, probs: np.ndarray) -> Path:

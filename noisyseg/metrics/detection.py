@@ -41,12 +41,16 @@ class ScoreRanking:
 
     def update(self, scores, is_noisy) -> None:
         """scores: ``(...)`` float, higher = more likely noisy; is_noisy: same-shape bool."""
-        scores = torch.as_tensor(scores).reshape(-1).float().cpu()
-        is_noisy = torch.as_tensor(is_noisy).reshape(-1).bool().cpu()
-        finite = torch.isfinite(scores)
-        keys = float16_order_keys(scores)
-        self.pos += torch.bincount(keys[finite & is_noisy], minlength=_BINS)
-        self.neg += torch.bincount(keys[finite & ~is_noisy], minlength=_BINS)
+        self.add(torch.as_tensor(scores), torch.as_tensor(is_noisy))
+
+    def add(self, scores: torch.Tensor, is_noisy: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Like :meth:`update` on tensors (any device), counting only ``valid`` pixels when given."""
+        scores = scores.float()
+        keep = torch.isfinite(scores) if valid is None else torch.isfinite(scores) & valid
+        code = torch.where(keep, float16_order_keys(scores) + is_noisy.long() * _BINS, 2 * _BINS)
+        counts = torch.bincount(code.reshape(-1), minlength=2 * _BINS + 1).cpu()
+        self.neg += counts[:_BINS]
+        self.pos += counts[_BINS:2 * _BINS]
 
     def auroc(self) -> float:
         """Area under the ROC curve; ties count one half (Mann-Whitney U)."""
@@ -78,19 +82,20 @@ class DetectionQuality:
         self.has_scores = False
 
     def update(self, gt, noisy, flagged, scores=None) -> None:
-        """gt, noisy: ``(H, W)`` uint8 labels; flagged: ``(H, W)`` bool; scores: optional ``(H, W)``."""
-        gt, noisy, flagged = (torch.as_tensor(np.asarray(a)) for a in (gt, noisy, flagged))
+        """gt, noisy: ``(...)`` integer labels (255 = none); flagged: same-shape bool; scores: optional
+        same-shape float. Arrays or tensors; a whole batch ``(B, H, W)`` at once is fastest."""
+        gt, noisy, flagged = (a if torch.is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a))
+                              for a in (gt, noisy, flagged))
         valid = (gt != IGNORE) & (noisy != IGNORE)
-        truth = (gt != noisy) & valid
-        flagged = flagged.bool() & valid
-        self.tp += int((flagged & truth).sum())
-        self.fp += int((flagged & ~truth).sum())
-        self.fn += int((~flagged & truth).sum())
-        self.tn += int((~flagged & ~truth & valid).sum())
+        truth = gt != noisy
+        # One bincount: 0 = tn, 1 = fp, 2 = fn, 3 = tp, 4 = not valid.
+        code = torch.where(valid, truth.long() * 2 + flagged.bool().long(), 4)
+        tn, fp, fn, tp, _ = torch.bincount(code.reshape(-1), minlength=5).tolist()
+        self.tp, self.fp, self.fn, self.tn = self.tp + tp, self.fp + fp, self.fn + fn, self.tn + tn
         if scores is not None:
             self.has_scores = True
-            scores = torch.as_tensor(np.asarray(scores, dtype=np.float32))
-            self.ranking.update(scores[valid], truth[valid])
+            scores = scores if torch.is_tensor(scores) else torch.from_numpy(np.asarray(scores, dtype=np.float32))
+            self.ranking.add(scores, truth, valid)
 
     def summary(self) -> dict:
         flagged = self.tp + self.fp

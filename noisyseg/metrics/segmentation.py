@@ -8,6 +8,11 @@ import torch
 IGNORE = 255
 
 
+def as_long(a) -> torch.Tensor:
+    """An integer array or tensor as an int64 tensor (on the tensor's device; numpy on the CPU)."""
+    return (a if torch.is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a))).long()
+
+
 class ConfusionMatrix:
     """Accumulates a ``(C, C)`` confusion matrix (rows = ground truth, columns = prediction).
 
@@ -25,14 +30,12 @@ class ConfusionMatrix:
 
     def update(self, gt, pred) -> None:
         """gt, pred: ``(...)`` integer arrays or tensors of the same shape."""
-        gt = torch.as_tensor(np.asarray(gt) if not torch.is_tensor(gt) else gt).reshape(-1).long()
-        pred = torch.as_tensor(np.asarray(pred) if not torch.is_tensor(pred) else pred).reshape(-1).long()
-        if gt.shape != pred.shape:
-            raise ValueError(f"ConfusionMatrix.update: gt has {gt.numel()} pixels, pred {pred.numel()}")
+        self.add_counts(_pair_counts(gt, pred, self.num_classes, "ConfusionMatrix.update"))
+
+    def add_counts(self, counts: torch.Tensor) -> None:
+        """Adds the first C*C entries of a :func:`_pair_counts` result."""
         C = self.num_classes
-        keep = (gt < C) & (pred < C) & (gt >= 0) & (pred >= 0)
-        idx = gt[keep] * C + pred[keep]
-        self.matrix += torch.bincount(idx, minlength=C * C).reshape(C, C).cpu().numpy()
+        self.matrix += counts[: C * C].reshape(C, C).cpu().numpy()
 
     def iou(self) -> np.ndarray:
         """Per-class IoU, NaN for classes absent from both GT and prediction."""
@@ -51,6 +54,20 @@ class ConfusionMatrix:
         return float(np.trace(self.matrix) / total) if total else float("nan")
 
 
+def _pair_counts(gt, pred, num_classes: int, where: str) -> torch.Tensor:
+    """One bincount over pixel pairs: entry ``g * C + p`` counts GT g labelled p (both in [0, C));
+    entry ``C*C`` counts GT pixels in [0, C) that ``pred`` leaves unlabelled (255 or out of range);
+    entry ``C*C + 1`` the rest (GT ignored)."""
+    gt, pred = as_long(gt), as_long(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f"{where}: gt has shape {tuple(gt.shape)}, labels {tuple(pred.shape)}")
+    C = num_classes
+    gt_ok = (gt >= 0) & (gt < C)
+    pred_ok = (pred >= 0) & (pred < C)
+    code = torch.where(gt_ok, torch.where(pred_ok, gt * C + pred, C * C), C * C + 1)
+    return torch.bincount(code.reshape(-1), minlength=C * C + 2)
+
+
 class LabelQuality:
     """Quality of a label dir against ground truth.
 
@@ -67,14 +84,15 @@ class LabelQuality:
         self.labelled = 0
         self.images = 0
 
-    def update(self, gt: np.ndarray, labels: np.ndarray) -> None:
-        gt = np.asarray(gt)
-        labels = np.asarray(labels)
-        valid = gt != IGNORE
-        self.gt_pixels += int(valid.sum())
-        self.labelled += int((valid & (labels != IGNORE)).sum())
-        self.cm.update(gt, labels)
-        self.images += 1
+    def update(self, gt, labels) -> None:
+        """gt, labels: ``(H, W)`` or a batch ``(B, H, W)``, integer arrays or tensors (255 = none)."""
+        C = self.cm.num_classes
+        counts = _pair_counts(gt, labels, C, "LabelQuality.update").cpu()
+        self.cm.add_counts(counts)
+        labelled = int(counts[: C * C].sum())
+        self.labelled += labelled
+        self.gt_pixels += labelled + int(counts[C * C])
+        self.images += gt.shape[0] if len(gt.shape) == 3 else 1
 
     def summary(self) -> dict:
         iou = self.cm.iou()

@@ -19,15 +19,16 @@ IGNORE = 255
 
 
 def iter_batches(ds: Dataset, ids: list[str], labels: LabelDir, probs: ProbsDir, device: torch.device,
-                 batch_size: int, need_gt: bool = False) -> Iterator[Batch]:
-    """Same-size batches of (probs, noisy labels, GT when present) on ``device``."""
+                 batch_size: int, need_gt: bool = False, with_gt: bool = True) -> Iterator[Batch]:
+    """Same-size batches of (probs, noisy labels, GT when present and ``with_gt``) on ``device``;
+    ``need_gt`` makes a missing GT mask an error."""
     sizes = {i: ds.image_size(i) for i in ids}
     for chunk in group_by_size(ids, sizes, batch_size):
         size = sizes[chunk[0]]
         p = torch.from_numpy(np.stack([probs.read(i, ds.num_classes, size) for i in chunk]))
         lab = torch.from_numpy(np.stack([labels.read(i, ds.num_classes, size) for i in chunk]).astype(np.int64))
         gt = None
-        if need_gt or all(ds.has_mask(i) for i in chunk):
+        if need_gt or (with_gt and all(ds.has_mask(i) for i in chunk)):
             if need_gt and not all(ds.has_mask(i) for i in chunk):
                 missing = next(i for i in chunk if not ds.has_mask(i))
                 raise InputError(ds.mask_path(missing), "a ground-truth mask for calibration", "no such file")
@@ -57,7 +58,7 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
 
     ctx = DetectionContext(
         num_classes=ds.num_classes,
-        batches=lambda: iter_batches(ds, ids, label_dir, probs_dir, dev, batch_size),
+        batches=lambda: iter_batches(ds, ids, label_dir, probs_dir, dev, batch_size, with_gt=False),
         calibration_batches=lambda s: iter_batches(ds, ds.ids(s), label_dir, probs_dir, dev, batch_size, need_gt=True),
     )
     with timer("fit"):
@@ -72,36 +73,41 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
     def done(image_id: str) -> bool:
         return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
 
-    def account(gt, noisy: np.ndarray, clean: np.ndarray, score) -> None:
+    def account(gt, noisy, clean, scores) -> None:
+        """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
         nonlocal flagged_total, valid_total
-        flags_np = (clean == IGNORE) & (noisy != IGNORE)
-        flagged_total += int(flags_np.sum())
-        valid_total += int((noisy != IGNORE).sum())
+        noisy, clean = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (noisy, clean))
+        valid = noisy != IGNORE
+        flagged_total += int(((clean == IGNORE) & valid).sum())
+        valid_total += int(valid.sum())
         if has_gt:
-            quality.update(gt, noisy, flags_np, score)
+            quality.update(gt, noisy, (clean == IGNORE) & valid, scores)
             before.update(gt, noisy)
             after.update(gt, clean)
 
+    # "detect" times reading inputs, detecting and writing outputs; "evaluate" the figures against GT.
     todo = [i for i in ids if not done(i)]
-    with timer("detect"):
-        batches = iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size)
-        for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
+    batches = timer.iterate(iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size), "detect")
+    for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
+        with timer("detect"):
             result = detector.detect(batch.probs, batch.labels)
             flags = result.flags & (batch.labels != IGNORE)
-            clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels).to(torch.uint8).cpu().numpy()
-            noisy = batch.labels.to(torch.uint8).cpu().numpy()
-            score = result.scores.half().cpu().numpy()
-            gt = batch.gt.cpu().numpy() if batch.gt is not None else None
+            clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels)
+            clean_np = clean.to(torch.uint8).cpu().numpy()
+            score = result.scores.half().cpu().numpy() if scores else None
             for k, image_id in enumerate(batch.ids):
-                cleaned.write(image_id, clean[k], ds.palette)
+                cleaned.write(image_id, clean_np[k], ds.palette)
                 if scores:
                     save_npy(score_dir / f"{image_id}.npy", score[k])
-                account(gt[k] if gt is not None else None, noisy[k], clean[k], score[k])
+        with timer("evaluate"):
+            account(batch.gt, batch.labels, clean, result.scores)
     # Images finished by an earlier run still count in the report.
-    for image_id in sorted(set(ids) - set(todo)):
-        size = ds.image_size(image_id)
-        account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
-                cleaned.read(image_id, ds.num_classes, size), np.load(score_dir / f"{image_id}.npy") if scores else None)
+    with timer("evaluate"):
+        for image_id in sorted(set(ids) - set(todo)):
+            size = ds.image_size(image_id)
+            account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
+                    cleaned.read(image_id, ds.num_classes, size),
+                    np.load(score_dir / f"{image_id}.npy") if scores else None)
 
     report = {"command": "detect", **run_params, "fitted": fitted, "images": len(ids), "skipped": len(ids) - len(todo),
               "flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}

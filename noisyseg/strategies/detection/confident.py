@@ -35,14 +35,18 @@ class ConfidentDetector(Detector):
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         if self.thresholds is None:
             raise RuntimeError("confident: call fit() before detect()")
-        t = self.thresholds.to(probs.device).view(1, -1, 1, 1)
-        p = probs.float()
-        above = p >= t
-        masked = torch.where(above, p, torch.full_like(p, -1.0))
-        best = masked.argmax(1)
-        any_above = above.any(1)
+        # The most probable class among those at or above their threshold, one class plane at a
+        # time (ties keep the lower class id, as argmax does); -1 where no class is above.
+        thresholds = self.thresholds.tolist()
+        best_p = torch.full(labels.shape, -1.0, device=probs.device)
+        best = torch.full(labels.shape, -1, dtype=torch.int64, device=probs.device)
+        for c, t in enumerate(thresholds):
+            p = probs[:, c].float()
+            better = (p >= t) & (p > best_p)
+            best_p = torch.where(better, p, best_p)
+            best.masked_fill_(better, c)
         p_label, valid = label_probability(probs, labels)
-        flags = valid & any_above & (best != labels)
+        flags = valid & (best >= 0) & (best != labels)
         return Detection(flags, 1.0 - p_label)
 
 
