@@ -104,3 +104,33 @@ def test_demo_chain_improves_label_precision(tmp_path):
     assert cleaned["precision"] > noisy["precision"] + 0.03
     assert 0.5 < cleaned["coverage"] < 1.0
     assert result["detection_quality"]["auroc"] > 0.8
+
+
+def test_input_scale_and_jitter(shapes, tmp_path):
+    from noisyseg.train.data import SegmentationSamples, colour_jitter
+
+    ds = Dataset(shapes)
+    samples = SegmentationSamples(ds, ds.ids("strong"), crop_size=16, input_scale=0.5, jitter=0.4)
+    image, label, _ = samples.load(ds.ids("strong")[0])
+    assert image.shape == (24, 24, 3) and label.shape == (24, 24)
+    assert set(np.unique(label)) <= set(np.unique(ds.load_mask(ds.ids("strong")[0])))  # nearest, no blends
+    img, lab, wt, _ = samples[0]
+    assert img.shape == (3, 16, 16) and lab.shape == (16, 16)
+
+    grey = torch.full((3, 4, 4), 0.5)
+    draws = iter([1.0, 0.5, 0.5, 0.5])  # brightness factor 1.4, the rest 1
+    torch.testing.assert_close(colour_jitter(grey.clone(), 0.4, lambda: next(draws)), torch.full((3, 4, 4), 0.7))
+
+    train(_cfg(shapes, tmp_path / "run", input_scale=0.5, jitter=0.3))
+    predict(tmp_path / "run", shapes, "weak", tmp_path / "preds", features=True, device="cpu")
+    probs = ProbsDir(tmp_path / "preds" / "probs").read("weak_0000", 5, (48, 48))  # at image size
+    assert probs.shape == (5, 48, 48)
+    feats = FeaturesDir(tmp_path / "preds" / "features").read("weak_0000", 16)
+    assert feats.shape[1:] == (6, 6)  # the model's grid on the half-size input
+
+
+def test_train_cli_scale_range_error(cli, shapes, tmp_path):
+    for bad in ("2,1", "1"):
+        result = cli("train", shapes, "--split", "strong", "--out", tmp_path / "r", "--scale-range", bad)
+        assert result.code == 2 and "--scale-range" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "r").exists()

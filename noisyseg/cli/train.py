@@ -20,6 +20,11 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per step."),
         lr: float = typer.Option(0.01, "--lr", min=0.0, help="Initial learning rate (poly decay)."),
         crop_size: int = typer.Option(256, "--crop-size", min=16, help="Square training crop, after random scaling."),
+        scale_range: str = typer.Option("0.75,1.25", "--scale-range", help="Random rescaling range LO,HI applied before cropping."),
+        input_scale: float = typer.Option(1.0, "--input-scale", min=0.05, max=4.0,
+                                          help="Resize every image by this factor first; predict uses the same (0.5 trains ~4x faster)."),
+        jitter: float = typer.Option(0.0, "--jitter", min=0.0, max=0.9,
+                                     help="Colour jitter strength: brightness, contrast, saturation, gamma factors in [1-j, 1+j]."),
         model: str = typer.Option("deeplabv3plus", "--model", help="Model name (see 'noisyseg plugins')."),
         model_param: List[str] = typer.Option([], "-p", "--param", help="Model parameter key=value (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Seed."),
@@ -32,15 +37,29 @@ def register(app: typer.Typer) -> None:
         from noisyseg.strategies.spec import parse_assignments
         from noisyseg.train.supervised import TrainConfig
 
+        scale_min, scale_max = _scale_range(scale_range)
         cfg = TrainConfig(dataset=str(dataset), split=split, out=str(out), labels=str(labels) if labels else None,
                           weights=str(weights) if weights else None, model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
-                          crop_size=crop_size, seed=seed, device=device)
+                          crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
+                          jitter=jitter, seed=seed, device=device)
         report = _train_with_progress(cfg, force)
         losses = report["loss_per_epoch"]
         ui.out.print(ui.table(f"train {split} -> {out}", ["epochs", "first loss", "last loss", "seconds", "device"],
                               [[report["epochs"], losses[0] if losses else float("nan"),
                                 losses[-1] if losses else float("nan"), report["timings"].get("train", 0.0), report["device"]]]))
+
+
+def _scale_range(text: str) -> tuple[float, float]:
+    import typer
+
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected LO,HI (two numbers), found '{text}'", param_hint="--scale-range") from None
+    if not 0 < lo <= hi:
+        raise typer.BadParameter(f"expected 0 < LO <= HI, found '{text}'", param_hint="--scale-range")
+    return lo, hi
 
 
 def _train_with_progress(cfg, force: bool) -> dict:

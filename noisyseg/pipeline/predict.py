@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from noisyseg.errors import NoisySegError
 from noisyseg.io import Dataset, FeaturesDir, ProbsDir
@@ -12,7 +13,7 @@ from noisyseg.io.dirs import save_npy
 from noisyseg.models.sgc import class_activation_maps
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.train.checkpoint import load_run
-from noisyseg.train.data import normalise
+from noisyseg.train.data import normalise, rescale_image, to_unit
 
 
 def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, features: bool = False,
@@ -22,7 +23,9 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     float16 ``(D, h, w)`` at the model's stride. With ``cams``, ``out/cams/<id>.npy`` float16 ``(C, h, w)``
     CAMs of the classification head over ``stage4`` (max-normalised per class, zero for classes absent
     from tags.json, or without it for classes whose sigmoid(class_logits) <= 0.5); with ``logits``,
-    ``out/logits/<id>.npy`` float16 ``(C, H, W)``. A rerun skips images already written."""
+    ``out/logits/<id>.npy`` float16 ``(C, H, W)``. A run trained with ``input_scale`` s sees its
+    inputs resized by s; logits are upsampled back to image size, features stay at the model's grid
+    (stride ``feature_stride / s`` in image pixels). A rerun skips images already written."""
     ds = Dataset(dataset)
     dev = select_device(device)
     model, config = load_run(run, dev)
@@ -30,6 +33,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
         raise NoisySegError(f"{run}: the model predicts {config['num_classes']} classes, "
                             f"but {dataset} has {ds.num_classes}")
     ids = ds.ids(split)
+    scale = float(config.get("input_scale", 1.0))
     params = {"run": str(Path(run).resolve()), "dataset": str(Path(dataset).resolve()), "features": features}
     extra = [name for name, on in (("cams", cams), ("logits", logits)) if on]
     if cams and getattr(model, "class_head", None) is None:
@@ -49,8 +53,12 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     with torch.inference_mode(), timer("predict"):
         batches = group_by_size(todo, sizes, batch_size)
         for batch in track(batches, len(batches), f"predict {split}"):
-            images = torch.stack([normalise(ds.load_image(i)) for i in batch]).to(dev)
+            images = torch.stack([to_unit(ds.load_image(i)) for i in batch])
+            size = images.shape[-2:]
+            images = normalise(rescale_image(images, scale)).to(dev)
             result = model(images)
+            if scale != 1.0:
+                result["logits"] = F.interpolate(result["logits"], size=size, mode="bilinear", align_corners=False)
             probs = torch.softmax(result["logits"].float(), 1).half().cpu().numpy()
             feats = result["features"].half().cpu().numpy() if features else None
             maps = {}

@@ -15,16 +15,51 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 IGNORE = 255
 
 
+def to_unit(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 in [0, 1]."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
+
+
 def normalise(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32, ImageNet mean/std."""
-    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
+    """``(H, W, 3)`` uint8 (or ``(3, H, W)`` float in [0, 1]) -> ``(3, H, W)`` float32, ImageNet mean/std."""
+    t = image if isinstance(image, torch.Tensor) else to_unit(image)
     return (t - MEAN) / STD
+
+
+def rescale_image(image: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(..., 3, H, W)`` float -> ``(..., 3, round(H*scale), round(W*scale))``, bilinear with antialias."""
+    if scale == 1.0:
+        return image
+    H, W = image.shape[-2:]
+    size = (max(1, round(H * scale)), max(1, round(W * scale)))
+    batch = image if image.dim() == 4 else image[None]
+    out = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+    return out if image.dim() == 4 else out[0]
+
+
+def colour_jitter(img: torch.Tensor, strength: float, rand) -> torch.Tensor:
+    """Random brightness, contrast, saturation and gamma on a ``(3, H, W)`` image in [0, 1].
+
+    Each factor is drawn from ``[1 - strength, 1 + strength]`` by ``rand()`` (uniform in [0, 1));
+    lighting changes between sequences are what a small clean set most often fails to cover."""
+    def factor() -> float:
+        return 1 + strength * (2 * rand() - 1)
+
+    img = img * factor()                                             # brightness
+    mean = img.mean()
+    img = (img - mean) * factor() + mean                             # contrast
+    grey = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+    img = (img - grey) * factor() + grey                             # saturation
+    return img.clamp_(0, 1).pow_(factor())                           # gamma
 
 
 class SegmentationSamples(torch.utils.data.Dataset):
     """Random-scale, random-crop, flip augmentation over (image, label, weight) triples.
 
-    Decoded images are cached in memory (uint8), which makes epochs after the first cheap.
+    Images (and labels, weights) are first resized by ``input_scale`` (nearest for labels); a run
+    trained at a reduced scale predicts at that scale too. ``jitter`` > 0 adds colour jitter
+    (:func:`colour_jitter`). Decoded images are cached in memory (uint8), which makes epochs after
+    the first cheap.
 
     Returns per item: image ``(3, S, S)`` float32, label ``(S, S)`` int64 (255 = ignore, also for
     padding), weight ``(S, S)`` float32 (1 without a weights dir), tags ``(C,)`` float32 multi-hot.
@@ -32,11 +67,12 @@ class SegmentationSamples(torch.utils.data.Dataset):
 
     def __init__(self, ds: Dataset, ids: list[str], labels: str | None = None, weights: str | None = None,
                  crop_size: int = 256, scale_range: tuple[float, float] = (0.75, 1.25), augment: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, input_scale: float = 1.0, jitter: float = 0.0):
         self.ds, self.ids = ds, ids
         self.labels = LabelDir(labels).require() if labels else None
         self.weights = WeightsDir(weights).require() if weights else None
         self.crop_size, self.scale_range, self.augment = crop_size, scale_range, augment
+        self.input_scale, self.jitter = input_scale, jitter
         self.cache: dict[str, tuple] = {}
         self.generator = torch.Generator().manual_seed(seed)
         self.tags = ds.tags
@@ -51,17 +87,29 @@ class SegmentationSamples(torch.utils.data.Dataset):
             label = (self.labels.read(image_id, self.ds.num_classes, size) if self.labels
                      else self.ds.load_mask(image_id, size))
             weight = self.weights.read(image_id, size).astype(np.float16) if self.weights else None
+            if self.input_scale != 1.0:
+                image = rescale_image(to_unit(image), self.input_scale)
+                h, w = image.shape[-2:]
+                image = image.mul(255).round_().byte().permute(1, 2, 0).numpy()
+                label = F.interpolate(torch.from_numpy(label[None, None].astype(np.float32)), size=(h, w),
+                                      mode="nearest")[0, 0].numpy().astype(label.dtype)
+                if weight is not None:
+                    weight = F.interpolate(torch.from_numpy(weight[None, None].astype(np.float32)), size=(h, w),
+                                           mode="bilinear", align_corners=False)[0, 0].numpy().astype(np.float16)
             self.cache[image_id] = (image, label, weight)
         return self.cache[image_id]
 
     def __getitem__(self, index: int):
         image_id = self.ids[index]
         image, label, weight = self.load(image_id)
-        img = normalise(image)
+        img = to_unit(image)
         lab = torch.from_numpy(label.astype(np.int64))
         wt = torch.from_numpy(weight.astype(np.float32)) if weight is not None else torch.ones(lab.shape)
         if self.augment:
             img, lab, wt = self._augment(img, lab, wt)
+            if self.jitter > 0:
+                img = colour_jitter(img, self.jitter, self._rand)
+        img = normalise(img)
         C = self.ds.num_classes
         tags = torch.zeros(C)
         if self.tags is not None and image_id in self.tags:
@@ -85,7 +133,7 @@ class SegmentationSamples(torch.utils.data.Dataset):
         S = self.crop_size
         ph, pw = max(0, S - h), max(0, S - w)
         if ph or pw:
-            img = F.pad(img, (0, pw, 0, ph))
+            img = F.pad(img, (0, pw, 0, ph), value=0.5)
             lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
             wt = F.pad(wt, (0, pw, 0, ph))
             h, w = h + ph, w + pw

@@ -40,6 +40,8 @@ class TrainConfig:
     crop_size: int = 256
     scale_min: float = 0.75
     scale_max: float = 1.25
+    input_scale: float = 1.0
+    jitter: float = 0.0
     cls_weight: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -49,9 +51,13 @@ class TrainConfig:
 StepHook = Callable[[int, int, int, float], None]
 
 
+# Options added after a run was written take these values in its saved config.
+_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0}
+
+
 def _same_run(saved: dict, config: dict) -> bool:
     keys = set(saved) | set(config)
-    return all(saved.get(k) == config.get(k) for k in keys - {"device", "out"})
+    return all(saved.get(k, _DEFAULTS.get(k)) == config.get(k) for k in keys - {"device", "out"})
 
 
 def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
@@ -87,7 +93,8 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD([{"params": params_decay, "weight_decay": cfg.weight_decay},
                                  {"params": params_other, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
-    samples = SegmentationSamples(ds, ids, cfg.labels, cfg.weights, cfg.crop_size, (cfg.scale_min, cfg.scale_max), seed=cfg.seed)
+    samples = SegmentationSamples(ds, ids, cfg.labels, cfg.weights, cfg.crop_size, (cfg.scale_min, cfg.scale_max),
+                                  seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter)
     batch_size = min(cfg.batch_size, len(ids))
     steps_per_epoch = max(1, len(ids) // batch_size)
     total_steps = cfg.epochs * steps_per_epoch
