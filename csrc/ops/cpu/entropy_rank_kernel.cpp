@@ -7,7 +7,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <type_traits>
 #include <vector>
+
+#include "ops/cpu/fast_math.h"
 
 #include "ops/entropy_rank.h"
 #include "ops/entropy_rank_common.h"
@@ -40,6 +44,36 @@ void tile_ranks(const acc_t* v, const int C, const int n, int32_t* rank) {
   }
 }
 
+// Entropies of a tile of float32 values whose entries are all finite, with the vectorisable
+// log/exp; same formulas as pixel_entropy (probabilities <= 1e-30 contribute 0 instead of ~1e-28).
+void tile_entropy(const float* v, const int C, const int n, const bool is_logits, float* out) {
+  using fast_math::fast_exp;
+  using fast_math::fast_log;
+  std::array<float, kTile> a{}, s{}, u{};
+  if (is_logits) {
+    std::copy(v, v + n, a.begin());  // a = max over classes
+    for (int c = 1; c < C; ++c)
+      for (int t = 0; t < n; ++t) a[t] = v[c * kTile + t] > a[t] ? v[c * kTile + t] : a[t];
+    for (int c = 0; c < C; ++c)
+      for (int t = 0; t < n; ++t) {
+        const float d = v[c * kTile + t] - a[t];
+        const float e = fast_exp(d);
+        s[t] += e;
+        u[t] += e * d;
+      }
+    for (int t = 0; t < n; ++t) out[t] = fast_log(s[t]) - u[t] / s[t];
+  } else {
+    for (int c = 0; c < C; ++c)
+      for (int t = 0; t < n; ++t) {
+        const float p = v[c * kTile + t];
+        const float term = p * fast_log(p > 1e-30f ? p : 1.0f);
+        s[t] -= p > 1e-30f ? term : 0.0f;
+      }
+    std::copy(s.begin(), s.begin() + n, out);
+  }
+  for (int t = 0; t < n; ++t) out[t] = out[t] > 0.f ? out[t] : 0.f;  // also maps -0 to +0
+}
+
 template <typename scalar_t>
 void entropy_rank_pixels(const scalar_t* x, const bool is_logits, const int64_t B, const int C, const int64_t HW,
                          float* entropy, uint8_t* rank) {
@@ -55,9 +89,21 @@ void entropy_rank_pixels(const scalar_t* x, const bool is_logits, const int64_t 
       const scalar_t* px = x + b * C * HW + s0;
       for (int c = 0; c < C; ++c)
         for (int t = 0; t < n; ++t) v[c * kTile + t] = static_cast<acc_t>(px[c * HW + t]);
-      for (int t = 0; t < n; ++t) {
-        for (int c = 0; c < C; ++c) pixel[c] = v[c * kTile + t];
-        entropy[b * HW + s0 + t] = pixel_entropy<0>(pixel.data(), C, is_logits);
+      bool vector_path = false;
+      if constexpr (std::is_same_v<acc_t, float>) {
+        // Finite iff x - x == 0 (NaN and inf give NaN); a vectorisable test.
+        float probe = 0.f;
+        for (int c = 0; c < C; ++c)
+          for (int t = 0; t < n; ++t) probe += (v[c * kTile + t] - v[c * kTile + t]);
+        const bool finite = probe == 0.f;
+        vector_path = finite;
+        if (finite) tile_entropy(v.data(), C, n, is_logits, entropy + b * HW + s0);
+      }
+      if (!vector_path) {  // NaN/inf inputs (or float64): the exact per-pixel path
+        for (int t = 0; t < n; ++t) {
+          for (int c = 0; c < C; ++c) pixel[c] = v[c * kTile + t];
+          entropy[b * HW + s0 + t] = pixel_entropy<0>(pixel.data(), C, is_logits);
+        }
       }
       for (auto& value : v) value = rank_value(value);
       tile_ranks(v.data(), C, n, r.data());
