@@ -107,7 +107,7 @@ def test_demo_chain_improves_label_precision(tmp_path):
 
 
 def test_input_scale_and_jitter(shapes, tmp_path):
-    from noisyseg.train.data import SegmentationSamples, colour_jitter
+    from noisyseg.train.data import SegmentationSamples, colour_jitter, normalise
 
     ds = Dataset(shapes)
     samples = SegmentationSamples(ds, ds.ids("strong"), crop_size=16, input_scale=0.5, jitter=0.4)
@@ -121,7 +121,15 @@ def test_input_scale_and_jitter(shapes, tmp_path):
     draws = iter([1.0, 0.5, 0.5, 0.5])  # brightness factor 1.4, the rest 1
     torch.testing.assert_close(colour_jitter(grey.clone(), 0.4, lambda: next(draws)), torch.full((3, 4, 4), 0.7))
 
-    train(_cfg(shapes, tmp_path / "run", input_scale=0.5, jitter=0.3))
+    x = torch.rand(2, 3, 8, 8) * 0.3 + 0.5
+    z = normalise(x, "image")
+    torch.testing.assert_close(z.mean((-2, -1)), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std((-2, -1)), torch.ones(2, 3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normalise(x * 0.5 + 0.1, "image"), z, atol=1e-4, rtol=0)  # exposure-invariant
+    with pytest.raises(ValueError, match="mode"):
+        normalise(x, "none")
+
+    train(_cfg(shapes, tmp_path / "run", input_scale=0.5, jitter=0.3, normalisation="image"))
     predict(tmp_path / "run", shapes, "weak", tmp_path / "preds", features=True, device="cpu")
     probs = ProbsDir(tmp_path / "preds" / "probs").read("weak_0000", 5, (48, 48))  # at image size
     assert probs.shape == (5, 48, 48)

@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
                                           help="Resize every image by this factor first; predict uses the same (0.5 trains ~4x faster)."),
         jitter: float = typer.Option(0.0, "--jitter", min=0.0, max=0.9,
                                      help="Colour jitter strength: brightness, contrast, saturation, gamma factors in [1-j, 1+j]."),
+        normalisation: str = typer.Option("imagenet", "--normalisation",
+                                          help="Input normalisation: imagenet (fixed mean/std) or image (each image's own "
+                                               "channel mean/std; more robust to lighting changes)."),
         model: str = typer.Option("deeplabv3plus", "--model", help="Model name (see 'noisyseg plugins')."),
         model_param: List[str] = typer.Option([], "-p", "--param", help="Model parameter key=value (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Seed."),
@@ -38,11 +41,13 @@ def register(app: typer.Typer) -> None:
         from noisyseg.train.supervised import TrainConfig
 
         scale_min, scale_max = _scale_range(scale_range)
+        if normalisation not in ("imagenet", "image"):
+            raise typer.BadParameter(f"expected imagenet or image, found '{normalisation}'", param_hint="--normalisation")
         cfg = TrainConfig(dataset=str(dataset), split=split, out=str(out), labels=str(labels) if labels else None,
                           weights=str(weights) if weights else None, model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
-                          jitter=jitter, seed=seed, device=device)
+                          jitter=jitter, normalisation=normalisation, seed=seed, device=device)
         report = _train_with_progress(cfg, force)
         losses = report["loss_per_epoch"]
         ui.out.print(ui.table(f"train {split} -> {out}", ["epochs", "first loss", "last loss", "seconds", "device"],

@@ -24,7 +24,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     CAMs of the classification head over ``stage4`` (max-normalised per class, zero for classes absent
     from tags.json, or without it for classes whose sigmoid(class_logits) <= 0.5); with ``logits``,
     ``out/logits/<id>.npy`` float16 ``(C, H, W)``. A run trained with ``input_scale`` s sees its
-    inputs resized by s; logits are upsampled back to image size, features stay at the model's grid
+    inputs resized by s (and normalised as in training); logits are upsampled back to image size, features stay at the model's grid
     (stride ``feature_stride / s`` in image pixels). A rerun skips images already written."""
     ds = Dataset(dataset)
     dev = select_device(device)
@@ -34,6 +34,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
                             f"but {dataset} has {ds.num_classes}")
     ids = ds.ids(split)
     scale = float(config.get("input_scale", 1.0))
+    norm = config.get("normalisation", "imagenet")
     params = {"run": str(Path(run).resolve()), "dataset": str(Path(dataset).resolve()), "features": features}
     extra = [name for name, on in (("cams", cams), ("logits", logits)) if on]
     if cams and getattr(model, "class_head", None) is None:
@@ -55,7 +56,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
         for batch in track(batches, len(batches), f"predict {split}"):
             images = torch.stack([to_unit(ds.load_image(i)) for i in batch])
             size = images.shape[-2:]
-            images = normalise(rescale_image(images, scale)).to(dev)
+            images = normalise(rescale_image(images, scale), norm).to(dev)
             result = model(images)
             if scale != 1.0:
                 result["logits"] = F.interpolate(result["logits"], size=size, mode="bilinear", align_corners=False)

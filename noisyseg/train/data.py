@@ -20,10 +20,23 @@ def to_unit(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
 
 
-def normalise(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 (or ``(3, H, W)`` float in [0, 1]) -> ``(3, H, W)`` float32, ImageNet mean/std."""
+NORMALISATIONS = ("imagenet", "image")
+
+
+def normalise(image: np.ndarray | torch.Tensor, mode: str = "imagenet") -> torch.Tensor:
+    """``(H, W, 3)`` uint8, or ``(..., 3, H, W)`` float in [0, 1] -> float32 ``(..., 3, H, W)``.
+
+    ``imagenet``: the fixed ImageNet channel mean/std. ``image``: each image's own channel mean
+    and std, which removes global exposure and colour-cast differences between sequences (a
+    clean set shot in one lighting then transfers better to others)."""
     t = image if isinstance(image, torch.Tensor) else to_unit(image)
-    return (t - MEAN) / STD
+    if mode == "imagenet":
+        return (t - MEAN) / STD
+    if mode == "image":
+        mean = t.mean((-2, -1), keepdim=True)
+        std = t.std((-2, -1), keepdim=True)
+        return (t - mean) / std.clamp_min(1e-3)
+    raise ValueError(f"normalise: mode must be one of {NORMALISATIONS}, got {mode!r}")
 
 
 def rescale_image(image: torch.Tensor, scale: float) -> torch.Tensor:
@@ -58,7 +71,8 @@ class SegmentationSamples(torch.utils.data.Dataset):
 
     Images (and labels, weights) are first resized by ``input_scale`` (nearest for labels); a run
     trained at a reduced scale predicts at that scale too. ``jitter`` > 0 adds colour jitter
-    (:func:`colour_jitter`). Decoded images are cached in memory (uint8), which makes epochs after
+    (:func:`colour_jitter`) to the whole image, which is then normalised (``normalisation``, see
+    :func:`normalise`) before scaling, cropping (padding with 0, the mean) and flipping. Decoded images are cached in memory (uint8), which makes epochs after
     the first cheap.
 
     Returns per item: image ``(3, S, S)`` float32, label ``(S, S)`` int64 (255 = ignore, also for
@@ -67,12 +81,12 @@ class SegmentationSamples(torch.utils.data.Dataset):
 
     def __init__(self, ds: Dataset, ids: list[str], labels: str | None = None, weights: str | None = None,
                  crop_size: int = 256, scale_range: tuple[float, float] = (0.75, 1.25), augment: bool = True,
-                 seed: int = 0, input_scale: float = 1.0, jitter: float = 0.0):
+                 seed: int = 0, input_scale: float = 1.0, jitter: float = 0.0, normalisation: str = "imagenet"):
         self.ds, self.ids = ds, ids
         self.labels = LabelDir(labels).require() if labels else None
         self.weights = WeightsDir(weights).require() if weights else None
         self.crop_size, self.scale_range, self.augment = crop_size, scale_range, augment
-        self.input_scale, self.jitter = input_scale, jitter
+        self.input_scale, self.jitter, self.normalisation = input_scale, jitter, normalisation
         self.cache: dict[str, tuple] = {}
         self.generator = torch.Generator().manual_seed(seed)
         self.tags = ds.tags
@@ -105,11 +119,11 @@ class SegmentationSamples(torch.utils.data.Dataset):
         img = to_unit(image)
         lab = torch.from_numpy(label.astype(np.int64))
         wt = torch.from_numpy(weight.astype(np.float32)) if weight is not None else torch.ones(lab.shape)
+        if self.augment and self.jitter > 0:
+            img = colour_jitter(img, self.jitter, self._rand)
+        img = normalise(img, self.normalisation)
         if self.augment:
             img, lab, wt = self._augment(img, lab, wt)
-            if self.jitter > 0:
-                img = colour_jitter(img, self.jitter, self._rand)
-        img = normalise(img)
         C = self.ds.num_classes
         tags = torch.zeros(C)
         if self.tags is not None and image_id in self.tags:
@@ -133,7 +147,7 @@ class SegmentationSamples(torch.utils.data.Dataset):
         S = self.crop_size
         ph, pw = max(0, S - h), max(0, S - w)
         if ph or pw:
-            img = F.pad(img, (0, pw, 0, ph), value=0.5)
+            img = F.pad(img, (0, pw, 0, ph))
             lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
             wt = F.pad(wt, (0, pw, 0, ph))
             h, w = h + ph, w + pw

@@ -42,6 +42,7 @@ class TrainConfig:
     scale_max: float = 1.25
     input_scale: float = 1.0
     jitter: float = 0.0
+    normalisation: str = "imagenet"
     cls_weight: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -52,7 +53,7 @@ StepHook = Callable[[int, int, int, float], None]
 
 
 # Options added after a run was written take these values in its saved config.
-_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0}
+_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet"}
 
 
 def _same_run(saved: dict, config: dict) -> bool:
@@ -94,7 +95,8 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     optimizer = torch.optim.SGD([{"params": params_decay, "weight_decay": cfg.weight_decay},
                                  {"params": params_other, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
     samples = SegmentationSamples(ds, ids, cfg.labels, cfg.weights, cfg.crop_size, (cfg.scale_min, cfg.scale_max),
-                                  seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter)
+                                  seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter,
+                                  normalisation=cfg.normalisation)
     batch_size = min(cfg.batch_size, len(ids))
     steps_per_epoch = max(1, len(ids) // batch_size)
     total_steps = cfg.epochs * steps_per_epoch
