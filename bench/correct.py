@@ -8,7 +8,8 @@ ground truth, and seconds per image (strategy work: SLIC, graph, train, predict,
         [--root out/camvid] [--threads 2]
 
 The inputs are the chain's directories (bench/camvid_chain.sh): ROOT/noisy, ROOT/cleaned,
-ROOT/preds/features, ROOT/preds/probs. The first --limit train images are used.
+ROOT/preds/features, ROOT/preds/probs. --limit images spread evenly over the split are used
+(--limit 0: all).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main() -> None:
     ap.add_argument("--features", default=None)
     ap.add_argument("--probs", default=None)
     ap.add_argument("--split", default="train")
-    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--limit", type=int, default=40, help="images, spread evenly over the split (0 = all)")
     ap.add_argument("--strategies", default=",".join(DEFAULT), help="comma list; NAME+crf adds --crf")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="auto")
@@ -66,7 +67,9 @@ def main() -> None:
         if not p.is_dir():
             sys.exit(f"bench/correct.py: {p} not found; run bench/camvid_chain.sh first")
     ds = Dataset(args.data)
-    ids = ds.ids(args.split)[: args.limit]
+    all_ids = ds.ids(args.split)
+    # Spread over the split (its sequences differ in lighting and scenery), not its first images.
+    ids = all_ids[:: max(1, len(all_ids) // args.limit)][: args.limit] if args.limit else all_ids
     params: dict[str, dict] = {}
     for item in args.param:
         name, _, kv = item.partition(":")

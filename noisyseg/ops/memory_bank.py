@@ -132,7 +132,7 @@ class MemoryBank:
         slots = (head - size + torch.arange(size, device=self.device)) % self.capacity
         return self.bank[c, slots]
 
-    def _draw(self, classes: torch.Tensor, n: int, generator) -> torch.Tensor:
+    def _draw(self, classes: torch.Tensor, n: int, generator, out: torch.Tensor | None = None) -> torch.Tensor:
         # float64 uniforms keep floor(u * size) uniform for any capacity; the clamp guards u * size
         # rounding up to size.
         u = torch.rand((classes.numel(), n), device=self.device, dtype=torch.float64, generator=generator)
@@ -140,18 +140,34 @@ class MemoryBank:
         index = torch.minimum((u * size).long(), (size - 1).clamp_min(0))
         slots = (self.head[classes].unsqueeze(1) - size + index) % self.capacity
         rows = classes.unsqueeze(1) * self.capacity + slots
-        rows = torch.where(size > 0, rows, self._storage.shape[0] - 1)
-        return self._storage.index_select(0, rows.reshape(-1)).view(classes.numel(), n, self.dim)
+        rows = torch.where(size > 0, rows, self._storage.shape[0] - 1).reshape(-1)
+        shape = (classes.numel(), n, self.dim)
+        if out is None:
+            return self._storage.index_select(0, rows).view(shape)
+        if tuple(out.shape) != shape or out.dtype != self._storage.dtype or out.device != self.device \
+                or not out.is_contiguous():
+            raise ValueError(f"MemoryBank: out must be a contiguous {self._storage.dtype} tensor of shape "
+                             f"{list(shape)} on {self.device}, got {out.dtype} {list(out.shape)} on {out.device}")
+        torch.index_select(self._storage, 0, rows, out=out.view(-1, self.dim))
+        return out
 
-    def sample(self, c: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(n, D)`` keys of class ``c`` drawn uniformly with replacement; zeros if it is empty."""
+    def sample(self, c: int, n: int, generator: torch.Generator | None = None,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, D)`` keys of class ``c`` drawn uniformly with replacement; zeros if it is empty.
+        ``out``: an optional preallocated ``(n, D)`` tensor to write into (and return)."""
         if not 0 <= c < self.num_classes:
             raise IndexError(f"MemoryBank.sample: class {c} outside [0, {self.num_classes})")
-        return self._draw(torch.tensor([c], device=self.device), n, generator)[0]
+        drawn = self._draw(torch.tensor([c], device=self.device), n, generator, None if out is None else out.unsqueeze(0))
+        return drawn[0] if out is None else out
 
-    def sample_all(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(C, n, D)``: n keys per class drawn uniformly with replacement; zeros for empty classes."""
-        return self._draw(torch.arange(self.num_classes, device=self.device), n, generator)
+    def sample_all(self, n: int, generator: torch.Generator | None = None,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """``(C, n, D)``: n keys per class drawn uniformly with replacement; zeros for empty classes.
+
+        ``out``: an optional preallocated ``(C, n, D)`` tensor to write into (and return). Reusing
+        one across steps skips allocating (on the CPU: page-faulting in) a fresh result each step,
+        which for large draws costs more than the gather itself."""
+        return self._draw(torch.arange(self.num_classes, device=self.device), n, generator, out)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A plain dict of tensors (``bank``, ``head``, ``size``), loadable with weights_only=True."""

@@ -125,6 +125,20 @@ class TestSample:
         with pytest.raises(IndexError):
             bank.sample(2, 4)
 
+    def test_out_buffer(self, impl):
+        bank = MemoryBank(2, 16, 4)
+        bank.push(torch.randn(30, 4), torch.randint(0, 2, (30,)))
+        buf = torch.full((2, 64, 4), float("nan"))
+        got = bank.sample_all(64, generator=torch.Generator().manual_seed(5), out=buf)
+        assert got is buf
+        assert torch.equal(buf, bank.sample_all(64, generator=torch.Generator().manual_seed(5)))
+        one = torch.empty(64, 4)
+        assert bank.sample(1, 64, torch.Generator().manual_seed(5), out=one) is one
+        assert torch.equal(one, bank.sample(1, 64, generator=torch.Generator().manual_seed(5)))
+        for bad in (torch.empty(2, 63, 4), torch.empty(2, 64, 4, dtype=torch.float64), torch.empty(4, 64, 2).transpose(0, 2)[:2]):
+            with pytest.raises(ValueError, match="out must be"):
+                bank.sample_all(64, out=bad)
+
     def test_state_dict_round_trip(self, impl, tmp_path):
         bank = MemoryBank(3, 5, 4, dtype=torch.float16)
         for keys, labels in random_pushes(3, 5, steps=3, dim=4):
