@@ -1,5 +1,7 @@
 """Correction strategies: gat/gcn on toy graphs, pass-through, nearest, crf, determinism."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,20 @@ def test_two_clusters_recovered(name):
     corrector = get_strategy("correction", name).build({"epochs": 100})
     logits = corrector.node_logits([graph], C, StageTimer())
     assert logits[:36].argmax(1).tolist() == truth.tolist()
+
+
+@pytest.mark.parametrize("name", ["gat", "gcn"])
+def test_share_learns_a_class_from_another_image(name):
+    """Graph a labels both halves; graph b has the same two clusters but only class 0 labelled.
+    Per-image networks cannot predict class 2 in b; one network shared by the batch can."""
+    a, truth = two_cluster_graph(seed=0)
+    b, _ = two_cluster_graph(seed=1)
+    b = dataclasses.replace(b, node_labels=torch.where(b.node_labels == 2, -1, b.node_labels))
+    for share, expect_b in ((False, False), (True, True)):
+        corrector = get_strategy("correction", name).build({"epochs": 100, "share": share})
+        logits = corrector.node_logits([a, b], C, StageTimer())
+        assert logits[:36].argmax(1).tolist() == truth.tolist()
+        assert (logits[36:72].argmax(1).tolist() == truth.tolist()) == expect_b
 
 
 def halves_inputs(holes_everywhere_in=(), seed=0):

@@ -8,7 +8,8 @@ weight decay act elementwise, so training a batch equals training each image alo
 floating-point summation order). Every graph starts from the same initial parameters, drawn from
 ``seed``, so an image's result does not depend on which batch it lands in. Nodes live in the
 padded layout of ``GraphBatch`` (graph g's nodes at ``g * max_nodes + l``), so a per-graph linear
-map is a reshape and one ``baddbmm``.
+map is a reshape and one ``baddbmm``. Built with ``num_graphs=1``, the same layers apply one set of
+parameters to every graph of the batch (the correctors' ``share=true``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class BatchedLinear(nn.Module):
     def forward(self, x: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         """x ``(G * max_nodes, in)`` in the batch's padded layout -> ``(G * max_nodes, out)``."""
         padded = x.view(batch.num_graphs, batch.max_nodes, x.shape[1])
-        return torch.baddbmm(self.bias, padded, self.weight).view(x.shape[0], -1)
+        if self.weight.shape[0] == batch.num_graphs:
+            return torch.baddbmm(self.bias, padded, self.weight).view(x.shape[0], -1)
+        return (torch.matmul(padded, self.weight) + self.bias).view(x.shape[0], -1)  # one set shared by all graphs
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool, generator: torch.Generator | None) -> torch.Tensor:

@@ -4,7 +4,8 @@ Per image: SLIC -> spatial graph -> eq. 3 weights -> eq. 4 pruning -> clean labe
 majority; then a GNN with its own parameters per image (batched, see ``noisyseg.graph.gnn``) is
 trained on the labelled superpixels and predicts every superpixel; each pixel takes its
 superpixel's class (holes only with ``keep_clean=true``; every pixel, as in the paper, with
-``keep_clean=false``).
+``keep_clean=false``). With ``share=true`` one network serves all images of a batch, so a class
+that an image's clean pixels never show can still come from the other images.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ GRAPH_PARAMS = (
     Param("dropout", float, 0.0, "dropout on the inputs of both layers", min=0.0, max=0.95),
     Param("seed", int, 0, "seed of the initial parameters and dropout masks"),
     Param("keep_clean", bool, True, "clean pixels keep their label (false: all pixels take the superpixel class)"),
+    Param("share", bool, False, "one network for all images of a batch instead of one per image"),
 )
 
 
@@ -37,11 +39,11 @@ class SuperpixelCorrector(Corrector):
 
     def __init__(self, n_segments: int = 1000, compactness: float = 10.0, prune: bool = True, symmetric: bool = False,
                  epochs: int = 50, lr: float = 0.01, weight_decay: float = 5e-4, dropout: float = 0.0,
-                 seed: int = 0, keep_clean: bool = True):
+                 seed: int = 0, keep_clean: bool = True, share: bool = False):
         self.n_segments, self.compactness = n_segments, compactness
         self.prune, self.symmetric = prune, symmetric
         self.epochs, self.lr, self.weight_decay, self.dropout = epochs, lr, weight_decay, dropout
-        self.seed, self.keep_clean = seed, keep_clean
+        self.seed, self.keep_clean, self.share = seed, keep_clean, share
         self.last_graphs: list[SuperpixelGraph] = []
 
     def make_model(self, num_graphs: int, in_features: int, num_classes: int,
@@ -64,7 +66,8 @@ class SuperpixelCorrector(Corrector):
         with times("train"):
             batch = batch_graphs(graphs, self_loops=True)
             generator = torch.Generator().manual_seed(self.seed)
-            model = self.make_model(batch.num_graphs, batch.x.shape[1], num_classes, generator).to(batch.x.device)
+            model = self.make_model(1 if self.share else batch.num_graphs, batch.x.shape[1], num_classes,
+                                    generator).to(batch.x.device)
             logits = train_transductive(model, batch, self.epochs, self.lr, self.weight_decay)
         return logits
 
