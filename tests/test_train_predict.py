@@ -142,3 +142,42 @@ def test_train_cli_scale_range_error(cli, shapes, tmp_path):
         result = cli("train", shapes, "--split", "strong", "--out", tmp_path / "r", "--scale-range", bad)
         assert result.code == 2 and "--scale-range" in result.err and "Traceback" not in result.err
     assert not (tmp_path / "r").exists()
+
+
+def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
+    from noisyseg.train.supervised import fold_block
+
+    ds = Dataset(shapes)
+    ids = ds.ids("strong")
+    assert fold_block(ids, 2, 0) + fold_block(ids, 2, 1) == ids and len(fold_block(ids, 3, 2)) >= 2
+    run = tmp_path / "folds"
+    base = ["train", shapes, "--split", "strong", "--out", run, "--epochs", "2", "--batch-size", "4",
+            "--crop-size", "32", "--device", "cpu", "-p", "width=8", "-p", "depth=1,1,1,1", "-p", "feature_dim=16"]
+    result = cli(*base, "--folds", "2")
+    assert result.code == 0, result
+    index = json.loads((run / "folds.json").read_text())
+    assert index["held_out"] == {"fold0": ids[:4], "fold1": ids[4:]}
+    assert json.loads((run / "fold1" / "config.json").read_text())["fold"] == 1
+    assert cli(*base, "--folds", "2").code == 0  # finished: resumes, trains nothing
+    assert cli(*base, "--folds", "4").code == 2  # another fold set in the same place
+
+    report = predict(run, shapes, "strong", tmp_path / "p", features=True, device="cpu", logits=True)
+    assert report["models"] == 2 and report["out_of_fold"] == 8
+    predict(run, shapes, "weak", tmp_path / "p", features=True, device="cpu", logits=True)
+    m0, c0 = load_run(run / "fold0")
+    m1, c1 = load_run(run / "fold1")
+    from noisyseg.train.data import normalise
+
+    def probs_of(model, image_id):
+        with torch.no_grad():
+            x = normalise(ds.load_image(image_id))[None]
+            return torch.softmax(model(x)["logits"], 1)[0]
+
+    probs = ProbsDir(tmp_path / "p" / "probs")
+    held_by_1 = ids[5]
+    np.testing.assert_allclose(probs.read(held_by_1, 5).astype(np.float32), probs_of(m1, held_by_1).numpy(), atol=2e-3)
+    other = ds.ids("weak")[0]
+    mean = (probs_of(m0, other) + probs_of(m1, other)) / 2
+    np.testing.assert_allclose(probs.read(other, 5).astype(np.float32), mean.numpy(), atol=2e-3)
+    logits = np.load(tmp_path / "p" / "logits" / f"{other}.npy").astype(np.float32)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 0).numpy(), mean.numpy(), atol=5e-3)

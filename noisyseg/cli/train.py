@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
         normalisation: str = typer.Option("imagenet", "--normalisation",
                                           help="Input normalisation: imagenet (fixed mean/std) or image (each image's own "
                                                "channel mean/std; more robust to lighting changes)."),
+        folds: int = typer.Option(1, "--folds", min=1, max=20,
+                                  help="K > 1: train K models, each without one contiguous block of the split, into "
+                                       "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "
+                                       "probabilities (honest for calibration) and other images the folds' mean."),
         model: str = typer.Option("deeplabv3plus", "--model", help="Model name (see 'noisyseg plugins')."),
         model_param: List[str] = typer.Option([], "-p", "--param", help="Model parameter key=value (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Seed."),
@@ -47,12 +51,16 @@ def register(app: typer.Typer) -> None:
                           weights=str(weights) if weights else None, model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
-                          jitter=jitter, normalisation=normalisation, seed=seed, device=device)
-        report = _train_with_progress(cfg, force)
-        losses = report["loss_per_epoch"]
-        ui.out.print(ui.table(f"train {split} -> {out}", ["epochs", "first loss", "last loss", "seconds", "device"],
-                              [[report["epochs"], losses[0] if losses else float("nan"),
-                                losses[-1] if losses else float("nan"), report["timings"].get("train", 0.0), report["device"]]]))
+                          jitter=jitter, normalisation=normalisation, folds=folds, seed=seed, device=device)
+        reports = _train_with_progress(cfg, force)
+        rows = []
+        for k, report in enumerate(reports):
+            losses = report["loss_per_epoch"]
+            rows.append(([f"fold{k}"] if folds > 1 else []) +
+                        [report["epochs"], losses[0] if losses else float("nan"), losses[-1] if losses else float("nan"),
+                         report["timings"].get("train", 0.0), report["device"]])
+        ui.out.print(ui.table(f"train {split} -> {out}", (["fold"] if folds > 1 else []) +
+                              ["epochs", "first loss", "last loss", "seconds", "device"], rows))
 
 
 def _scale_range(text: str) -> tuple[float, float]:
@@ -67,19 +75,25 @@ def _scale_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _train_with_progress(cfg, force: bool) -> dict:
+def _train_with_progress(cfg, force: bool) -> list[dict]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from noisyseg.cli import ui
-    from noisyseg.train.supervised import train
+    from noisyseg.train.supervised import train, train_folds
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("loss {task.fields[loss]}"))
     with Progress(*columns, console=ui.err) as progress:
         task = progress.add_task("train", total=None, loss="-")
+        prefix = [""]
 
         def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
             progress.update(task, total=cfg.epochs * steps, completed=epoch * steps + step + 1,
-                            description=f"train epoch {epoch + 1}/{cfg.epochs}", loss=f"{loss:.3f}")
+                            description=f"{prefix[0]}train epoch {epoch + 1}/{cfg.epochs}", loss=f"{loss:.3f}")
 
-        return train(cfg, force=force, on_step=on_step)
+        if cfg.folds > 1:
+            def on_fold(k: int) -> None:
+                prefix[0] = f"fold {k + 1}/{cfg.folds} "
+
+            return train_folds(cfg, force=force, on_step=on_step, on_fold=on_fold)
+        return [train(cfg, force=force, on_step=on_step)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -13,7 +14,57 @@ from noisyseg.io.dirs import save_npy
 from noisyseg.models.sgc import class_activation_maps
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.train.checkpoint import load_run
+from noisyseg.train.supervised import FOLDS_FILE
 from noisyseg.train.data import normalise, rescale_image, to_unit
+
+
+def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, cams: bool) -> dict[str, torch.Tensor]:
+    """One model on a batch of ``(B, 3, H, W)`` images in [0, 1]: probs and logits at image size,
+    features on the model's grid, CAMs when asked."""
+    size = images.shape[-2:]
+    scale = float(config.get("input_scale", 1.0))
+    x = normalise(rescale_image(images, scale), config.get("normalisation", "imagenet"))
+    result = model(x)
+    logits = result["logits"].float()
+    if logits.shape[-2:] != size:
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    out = {"probs": torch.softmax(logits, 1), "logits": logits, "features": result["features"]}
+    if cams:
+        if tags is not None:
+            present = torch.zeros_like(result["class_logits"], dtype=torch.bool)
+            for k, image_id in enumerate(ids):
+                present[k, tags.get(image_id, [])] = True
+        else:
+            present = torch.sigmoid(result["class_logits"].float()) > 0.5
+        out["cams"] = class_activation_maps(result["stage4"], model.class_head.weight, present)
+    return out
+
+
+def _combine(outs: list[dict[str, torch.Tensor]], ids: list[str], held: dict[str, int]) -> dict[str, torch.Tensor]:
+    """Fold-set outputs -> one set: an image held out by fold k takes fold k's outputs; any other
+    image the mean of the folds' probs (logits = their log) and fold 0's features and CAMs."""
+    if len(outs) == 1:
+        return outs[0]
+    probs = torch.stack([o["probs"] for o in outs]).mean(0)
+    merged = {"probs": probs, "logits": probs.clamp_min(1e-12).log()}
+    merged |= {name: outs[0][name].clone() for name in ("features", "cams") if name in outs[0]}
+    for k, image_id in enumerate(ids):
+        if image_id in held:
+            for name in merged:
+                merged[name][k] = outs[held[image_id]][name][k]
+    return merged
+
+
+def load_models(run: str | Path, device) -> tuple[list[tuple[torch.nn.Module, dict]], dict[str, int]]:
+    """The model(s) of a run directory, or of a fold set made by ``noisyseg train --folds``, and
+    for a fold set which fold each held-out image belongs to."""
+    index_path = Path(run) / FOLDS_FILE
+    if not index_path.is_file():
+        return [load_run(run, device)], {}
+    index = json.loads(index_path.read_text())
+    names = list(index["held_out"])
+    held = {image_id: k for k, name in enumerate(names) for image_id in index["held_out"][name]}
+    return [load_run(Path(run) / name, device) for name in names], held
 
 
 def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, features: bool = False,
@@ -24,17 +75,18 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     CAMs of the classification head over ``stage4`` (max-normalised per class, zero for classes absent
     from tags.json, or without it for classes whose sigmoid(class_logits) <= 0.5); with ``logits``,
     ``out/logits/<id>.npy`` float16 ``(C, H, W)``. A run trained with ``input_scale`` s sees its
-    inputs resized by s (and normalised as in training); logits are upsampled back to image size, features stay at the model's grid
-    (stride ``feature_stride / s`` in image pixels). A rerun skips images already written."""
+    inputs resized by s (and normalised as in training); logits are upsampled back to image size,
+    features stay at the model's grid (stride ``feature_stride / s`` in image pixels). ``run`` may
+    be a fold set (``noisyseg train --folds K``): see :func:`_combine`. A rerun skips images
+    already written."""
     ds = Dataset(dataset)
     dev = select_device(device)
-    model, config = load_run(run, dev)
+    models, held = load_models(run, dev)
+    model, config = models[0]
     if config["num_classes"] != ds.num_classes:
         raise NoisySegError(f"{run}: the model predicts {config['num_classes']} classes, "
                             f"but {dataset} has {ds.num_classes}")
     ids = ds.ids(split)
-    scale = float(config.get("input_scale", 1.0))
-    norm = config.get("normalisation", "imagenet")
     params = {"run": str(Path(run).resolve()), "dataset": str(Path(dataset).resolve()), "features": features}
     extra = [name for name, on in (("cams", cams), ("logits", logits)) if on]
     if cams and getattr(model, "class_head", None) is None:
@@ -54,33 +106,17 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     with torch.inference_mode(), timer("predict"):
         batches = group_by_size(todo, sizes, batch_size)
         for batch in track(batches, len(batches), f"predict {split}"):
-            images = torch.stack([to_unit(ds.load_image(i)) for i in batch])
-            size = images.shape[-2:]
-            images = normalise(rescale_image(images, scale), norm).to(dev)
-            result = model(images)
-            if scale != 1.0:
-                result["logits"] = F.interpolate(result["logits"], size=size, mode="bilinear", align_corners=False)
-            probs = torch.softmax(result["logits"].float(), 1).half().cpu().numpy()
-            feats = result["features"].half().cpu().numpy() if features else None
-            maps = {}
-            if cams:
-                if ds.tags is not None:
-                    present = torch.zeros_like(result["class_logits"], dtype=torch.bool)
-                    for k, image_id in enumerate(batch):
-                        present[k, ds.tags.get(image_id, [])] = True
-                else:
-                    present = torch.sigmoid(result["class_logits"].float()) > 0.5
-                maps["cams"] = class_activation_maps(result["stage4"], model.class_head.weight, present)
-            if logits:
-                maps["logits"] = result["logits"]
-            maps = {name: m.half().cpu().numpy() for name, m in maps.items()}
+            images = torch.stack([to_unit(ds.load_image(i)) for i in batch]).to(dev)
+            result = _combine([_forward(m, c, images, batch, ds.tags, cams) for m, c in models], batch, held)
+            arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
             for k, image_id in enumerate(batch):
-                probs_dir.write(image_id, probs[k])
+                probs_dir.write(image_id, arrays["probs"][k])
                 if features:
-                    feat_dir.write(image_id, feats[k])
-                for name, m in maps.items():
-                    save_npy(Path(out) / name / f"{image_id}.npy", m[k])
+                    feat_dir.write(image_id, arrays["features"][k])
+                for name in extra:
+                    save_npy(Path(out) / name / f"{image_id}.npy", arrays[name][k])
     report = {"command": "predict", **params, "images": len(ids), "skipped": len(ids) - len(todo),
+              "models": len(models), "out_of_fold": sum(i in held for i in ids),
               "device": str(dev), "feature_dim": int(getattr(model, "feature_dim", 0)),
               "feature_stride": int(getattr(model, "feature_stride", 0)), "timings": timer.seconds}
     return write_report(out, report)

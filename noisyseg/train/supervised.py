@@ -7,7 +7,7 @@ Loss: weighted CE over the labelled pixels, plus (when the model has an image cl
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +43,8 @@ class TrainConfig:
     input_scale: float = 1.0
     jitter: float = 0.0
     normalisation: str = "imagenet"
+    folds: int = 1
+    fold: int = 0
     cls_weight: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -53,7 +55,14 @@ StepHook = Callable[[int, int, int, float], None]
 
 
 # Options added after a run was written take these values in its saved config.
-_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet"}
+_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "folds": 1, "fold": 0}
+
+
+def fold_block(ids: list[str], folds: int, fold: int) -> list[str]:
+    """The ``fold``-th of ``folds`` contiguous blocks of ``ids`` (in split order): the images fold
+    ``fold`` leaves out. Contiguous, because neighbouring frames of a video are near-duplicates."""
+    n = len(ids)
+    return ids[fold * n // folds:(fold + 1) * n // folds]
 
 
 def _same_run(saved: dict, config: dict) -> bool:
@@ -68,6 +77,9 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     ids = ds.ids(cfg.split)
     if not ids:
         raise NoisySegError(f"split '{cfg.split}' of {cfg.dataset} lists no image")
+    if cfg.folds > 1:
+        held_out = set(fold_block(ids, cfg.folds, cfg.fold))
+        ids = [i for i in ids if i not in held_out]
     from noisyseg.plugins import get_model
 
     model_params = get_model(cfg.model).resolve(cfg.model_params)
@@ -143,3 +155,37 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
               "loss_per_epoch": history, "timings": timer.seconds, "device": str(device), "versions": environment()}
     write_json(out / "report.json", report)
     return report
+
+
+def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
+                on_fold: Callable[[int], None] | None = None) -> list[dict]:
+    """K-fold training for out-of-fold predictions: ``cfg.out/fold<k>`` is a complete run trained
+    without the k-th contiguous block of the split, and ``cfg.out/folds.json`` lists the blocks.
+    ``noisyseg predict`` on ``cfg.out`` then gives each held-out image its own fold's prediction
+    (not fitted on it: honest probabilities for calibration) and every other image the mean of
+    the folds. Each fold resumes like a single run."""
+    if cfg.folds < 2:
+        raise NoisySegError(f"train_folds: folds must be >= 2, got {cfg.folds}")
+    ds = Dataset(cfg.dataset)
+    ids = ds.ids(cfg.split)
+    if len(ids) < cfg.folds:
+        raise NoisySegError(f"split '{cfg.split}' of {cfg.dataset} has {len(ids)} images, fewer than {cfg.folds} folds")
+    out = Path(cfg.out)
+    index = {"folds": cfg.folds, "split": cfg.split,
+             "held_out": {f"fold{k}": fold_block(ids, cfg.folds, k) for k in range(cfg.folds)}}
+    index_path = out / FOLDS_FILE
+    if index_path.is_file() and not force and json.loads(index_path.read_text()) != index:
+        raise OutputExistsError(out, "a fold set of another split or fold count")
+    if out.exists() and not index_path.is_file() and any(out.iterdir()) and not force:
+        raise OutputExistsError(out, "files not written by noisyseg train --folds")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(index_path, index)
+    reports = []
+    for k in range(cfg.folds):
+        if on_fold:
+            on_fold(k)
+        reports.append(train(replace(cfg, out=str(out / f"fold{k}"), fold=k), force=force, on_step=on_step))
+    return reports
+
+
+FOLDS_FILE = "folds.json"
