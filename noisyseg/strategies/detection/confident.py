@@ -25,9 +25,9 @@ class ConfidentDetector(Detector):
         counts = torch.zeros(C, dtype=torch.float64)
         for batch in ctx.batches():
             p, valid = label_probability(batch.probs, batch.labels)
-            y = batch.labels[valid].long()
-            sums += torch.bincount(y, weights=p[valid].double(), minlength=C).cpu()[:C]
-            counts += torch.bincount(y, minlength=C).double().cpu()[:C]
+            y = torch.where(valid, batch.labels, C).reshape(-1)  # bin C collects the ignored pixels
+            sums += torch.bincount(y, weights=p.reshape(-1).double(), minlength=C + 1).cpu()[:C]
+            counts += torch.bincount(y, minlength=C + 1).double().cpu()[:C]
         # A class never labelled gets threshold 1: nothing is confidently that class.
         self.thresholds = torch.where(counts > 0, sums / counts.clamp_min(1), torch.ones_like(sums)).float()
         return {"class_thresholds": [round(float(t), 6) for t in self.thresholds]}

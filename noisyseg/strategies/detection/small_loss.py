@@ -40,12 +40,16 @@ class LossHistogram:
         self.correct = torch.zeros(1 << 16, dtype=torch.int64)
         self.wrong = torch.zeros(1 << 16, dtype=torch.int64)
 
-    def update(self, losses: torch.Tensor, correct: torch.Tensor) -> None:
-        """losses: ``(P,)`` float; correct: ``(P,)`` bool, noisy label == ground truth."""
-        keys = float16_order_keys(losses.reshape(-1).float().cpu())
-        correct = correct.reshape(-1).bool().cpu()
-        self.correct += torch.bincount(keys[correct], minlength=1 << 16)
-        self.wrong += torch.bincount(keys[~correct], minlength=1 << 16)
+    def update(self, losses: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """losses: ``(...)`` float; correct: same-shape bool, noisy label == ground truth; only
+        ``valid`` pixels count when given. One bincount over both histograms."""
+        bins = 1 << 16
+        code = float16_order_keys(losses.float()) + correct.long() * bins
+        if valid is not None:
+            code = torch.where(valid, code, 2 * bins)
+        counts = torch.bincount(code.reshape(-1), minlength=2 * bins + 1).cpu()
+        self.wrong += counts[:bins]
+        self.correct += counts[bins:2 * bins]
 
     @property
     def pixels(self) -> int:
@@ -94,9 +98,9 @@ class SmallLoss(Detector):
         for batch in ctx.calibration_batches(self.calibrate_split):
             loss, valid = pixel_loss(batch.probs, batch.labels)
             valid &= batch.gt != IGNORE
-            correct = (batch.labels == batch.gt)[valid]
-            hist.update(loss[valid], correct)
-            noisy_right += int(correct.sum())
+            correct = batch.labels == batch.gt
+            hist.update(loss, correct, valid)
+            noisy_right += int((correct & valid).sum())
         if hist.pixels == 0:
             raise ParameterError(f"strategy 'small-loss': calibration split '{self.calibrate_split}' has no pixel "
                                  "with both a ground-truth and a noisy label")
