@@ -100,3 +100,42 @@ def peak_mb(device: str, module: str, factory: str, args: tuple = ()) -> float:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     kb = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("PEAK_KB"))
     return int(kb) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def grad_step(fn: Callable, inputs: tuple, backward: bool) -> Callable[[], None]:
+    """A zero-argument step: ``fn(*inputs)``, plus the backward of its sum when ``backward``
+    (the grads of ``inputs`` are cleared after each step so they do not pile up)."""
+    def step() -> None:
+        with torch.set_grad_enabled(backward):
+            out = fn(*inputs)
+            if backward:
+                out.sum().backward()
+                for x in inputs:
+                    if isinstance(x, torch.Tensor):
+                        x.grad = None
+
+    return step
+
+
+def forward_backward_rows(op: str, module: str, device: str, repeats: int, shape: str, peer: str) -> list[dict]:
+    """Rows "forward" and "forward+backward" for a bench module whose ``build_ours(device, backward)``
+    and ``build_peer(device, backward)`` return steps (see :func:`grad_step`)."""
+    mod = importlib.import_module(module)
+    rows = []
+    for backward in (False, True):
+        args = (device, backward)
+        ours_ms = median_ms(mod.build_ours(*args), device, repeats)
+        peer_ms = median_ms(mod.build_peer(*args), device, repeats)
+        rows.append(dict(op=op, case="forward+backward" if backward else "forward", shape=shape,
+                         ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
+                         ours_peak_mb=peak_mb(device, module, "build_ours", args),
+                         peer_peak_mb=peak_mb(device, module, "build_peer", args), peer=peer))
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    """One line per row, for running a bench module on its own."""
+    for r in rows:
+        print(f"{r['op']:16s} {r['case']:17s} ours {r['ours_ms']:9.1f} ms  peer {r['peer_ms']:9.1f} ms  "
+              f"x{r['ratio']:6.1f}  peak ours {r['ours_peak_mb']:7.1f} MB  peer {r['peer_peak_mb']:7.1f} MB  "
+              f"[{r['shape']}; peer: {r['peer']}]")

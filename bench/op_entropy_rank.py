@@ -84,5 +84,4 @@ def run(device: str, repeats: int) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run(sys.argv[1] if len(sys.argv) > 1 else "cpu", int(sys.argv[2]) if len(sys.argv) > 2 else 3):
-        print(r)
+    _peak.print_rows(run(sys.argv[1] if len(sys.argv) > 1 else "cpu", int(sys.argv[2]) if len(sys.argv) > 2 else 3))

@@ -77,48 +77,20 @@ def ours(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     return superpixel_pool(features, segments, N)[0]
 
 
-def _build(fn, device: str, backward: bool):
-    features, segments = _inputs(device, backward)
-
-    def step() -> None:
-        with torch.set_grad_enabled(backward):
-            out = fn(features, segments)
-            if backward:
-                out.sum().backward()
-                features.grad = None
-
-    return step
-
-
 def build_ours(device: str, backward: bool):
-    return _build(ours, device, backward)
+    return _peak.grad_step(ours, _inputs(device, backward), backward)
 
 
 def build_peer(device: str, backward: bool):
-    return _build(peer, device, backward)
+    return _peak.grad_step(peer, _inputs(device, backward), backward)
 
 
 def run(device: str, repeats: int) -> list[dict]:
-    rows = []
-    for backward in (False, True):
-        args = (device, backward)
-        ours_ms = _peak.median_ms(build_ours(*args), device, repeats)
-        peer_ms = _peak.median_ms(build_peer(*args), device, repeats)
-        rows.append(dict(
-            op="superpixel_pool", case="forward+backward" if backward else "forward", shape=SHAPE,
-            ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
-            ours_peak_mb=_peak.peak_mb(device, "op_superpixel_pool", "build_ours", args),
-            peer_peak_mb=_peak.peak_mb(device, "op_superpixel_pool", "build_peer", args),
-            peer=peer_name(),
-        ))
-    return rows
+    return _peak.forward_backward_rows("superpixel_pool", "op_superpixel_pool", device, repeats, SHAPE, peer_name())
 
 
 if __name__ == "__main__":
     from noisyseg.ops import has_op
 
     print(f"superpixel_pool kernel compiled: {has_op('superpixel_pool')}; threads: {torch.get_num_threads()}")
-    for r in run("cpu", int(os.environ.get("REPEATS", "3"))):
-        print(f"{r['op']:16s} {r['case']:17s} ours {r['ours_ms']:9.1f} ms  peer {r['peer_ms']:9.1f} ms  "
-              f"x{r['ratio']:6.1f}  peak ours {r['ours_peak_mb']:7.1f} MB  peer {r['peer_peak_mb']:7.1f} MB  "
-              f"[{r['shape']}; peer: {r['peer']}]")
+    _peak.print_rows(run("cpu", int(os.environ.get("REPEATS", "3"))))
