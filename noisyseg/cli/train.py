@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
                                      help="Colour jitter strength: brightness, contrast, saturation, gamma factors in [1-j, 1+j]."),
         normalisation: str = typer.Option("imagenet", "--normalisation",
                                           help="Input normalisation: imagenet (fixed mean/std) or image (each image's own "
-                                               "channel mean/std; more robust to lighting changes)."),
+                                               "channel mean/std, which removes global exposure differences)."),
         folds: int = typer.Option(1, "--folds", min=1, max=20,
                                   help="K > 1: train K models, each without one contiguous block of the split, into "
                                        "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "

@@ -27,6 +27,18 @@ def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
     return bits.to(torch.int16).view(torch.float16).float()
 
 
+def split_histograms(values: torch.Tensor, flag: torch.Tensor,
+                     valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts of ``values`` per float16 value (``float16_order_keys`` bins) where ``flag`` is False
+    and where it is True, over finite (and ``valid``) entries: two ``(65536,)`` int64 CPU tensors
+    from one bincount. Any shapes that broadcast alike, any device."""
+    values = values.float()
+    keep = torch.isfinite(values) if valid is None else torch.isfinite(values) & valid
+    code = torch.where(keep, float16_order_keys(values) + flag.long() * _BINS, 2 * _BINS)
+    counts = torch.bincount(code.reshape(-1), minlength=2 * _BINS + 1).cpu()
+    return counts[:_BINS], counts[_BINS:2 * _BINS]
+
+
 class ScoreRanking:
     """Exact AUROC and average precision of a noise score, streamed with bounded memory.
 
@@ -45,12 +57,9 @@ class ScoreRanking:
 
     def add(self, scores: torch.Tensor, is_noisy: torch.Tensor, valid: torch.Tensor | None = None) -> None:
         """Like :meth:`update` on tensors (any device), counting only ``valid`` pixels when given."""
-        scores = scores.float()
-        keep = torch.isfinite(scores) if valid is None else torch.isfinite(scores) & valid
-        code = torch.where(keep, float16_order_keys(scores) + is_noisy.long() * _BINS, 2 * _BINS)
-        counts = torch.bincount(code.reshape(-1), minlength=2 * _BINS + 1).cpu()
-        self.neg += counts[:_BINS]
-        self.pos += counts[_BINS:2 * _BINS]
+        neg, pos = split_histograms(scores, is_noisy, valid)
+        self.neg += neg
+        self.pos += pos
 
     def auroc(self) -> float:
         """Area under the ROC curve; ties count one half (Mann-Whitney U)."""

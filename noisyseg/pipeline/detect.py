@@ -78,10 +78,11 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         nonlocal flagged_total, valid_total
         noisy, clean = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (noisy, clean))
         valid = noisy != IGNORE
-        flagged_total += int(((clean == IGNORE) & valid).sum())
+        flagged = (clean == IGNORE) & valid
+        flagged_total += int(flagged.sum())
         valid_total += int(valid.sum())
         if has_gt:
-            quality.update(gt, noisy, (clean == IGNORE) & valid, scores)
+            quality.update(gt, noisy, flagged, scores)
             before.update(gt, noisy)
             after.update(gt, clean)
 

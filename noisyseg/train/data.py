@@ -27,8 +27,7 @@ def normalise(image: np.ndarray | torch.Tensor, mode: str = "imagenet") -> torch
     """``(H, W, 3)`` uint8, or ``(..., 3, H, W)`` float in [0, 1] -> float32 ``(..., 3, H, W)``.
 
     ``imagenet``: the fixed ImageNet channel mean/std. ``image``: each image's own channel mean
-    and std, which removes global exposure and colour-cast differences between sequences (a
-    clean set shot in one lighting then transfers better to others)."""
+    and std, which removes global exposure and colour-cast differences between images."""
     t = image if isinstance(image, torch.Tensor) else to_unit(image)
     if mode == "imagenet":
         return (t - MEAN) / STD

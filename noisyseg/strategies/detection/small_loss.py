@@ -14,7 +14,7 @@ import math
 import torch
 
 from noisyseg.errors import ParameterError
-from noisyseg.metrics.detection import float16_from_keys, float16_order_keys
+from noisyseg.metrics.detection import float16_from_keys, float16_order_keys, split_histograms
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, IGNORE, label_probability
 from noisyseg.strategies.spec import Param, StrategySpec
 
@@ -42,14 +42,10 @@ class LossHistogram:
 
     def update(self, losses: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor | None = None) -> None:
         """losses: ``(...)`` float; correct: same-shape bool, noisy label == ground truth; only
-        ``valid`` pixels count when given. One bincount over both histograms."""
-        bins = 1 << 16
-        code = float16_order_keys(losses.float()) + correct.long() * bins
-        if valid is not None:
-            code = torch.where(valid, code, 2 * bins)
-        counts = torch.bincount(code.reshape(-1), minlength=2 * bins + 1).cpu()
-        self.wrong += counts[:bins]
-        self.correct += counts[bins:2 * bins]
+        ``valid`` pixels count when given."""
+        wrong, right = split_histograms(losses, correct, valid)
+        self.wrong += wrong
+        self.correct += right
 
     @property
     def pixels(self) -> int:
