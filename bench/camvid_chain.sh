@@ -3,7 +3,8 @@
 # corrupt train and val with the default noise mix; train a clean model on val's ground truth
 # (K folds: each image of val then gets out-of-fold probabilities, so θ calibrated on val is not
 # fitted to the clean model's own training images, and train gets the mean of the K models);
-# predict train and val; detect on train with small-loss, θ calibrated on val.
+# predict train and val; detect on train with small-loss, θ calibrated on val, each pixel scored by
+# the mean loss of its 21x21 neighbourhood (window=21; see README "CamVid chain").
 # Usage: bench/camvid_chain.sh [OUT_DIR] [EPOCHS] [FOLDS]   (default out/camvid, 150 epochs, 4 folds)
 # About 25 minutes of training on 2 idle CPU cores with the defaults.
 set -euo pipefail
@@ -22,6 +23,6 @@ $NS train "$DATA" --split val --out "$OUT/runs/clean" --epochs "$EPOCHS" --folds
 $NS predict "$OUT/runs/clean" "$DATA" --split val --out "$OUT/preds" --features
 $NS predict "$OUT/runs/clean" "$DATA" --split train --out "$OUT/preds" --features
 $NS detect "$DATA" --split train --labels "$OUT/noisy" --probs "$OUT/preds/probs" --strategy small-loss \
-  -p theta=auto -p calibrate_split=val --out "$OUT/cleaned" --scores
+  -p theta=auto -p calibrate_split=val -p window=21 --out "$OUT/cleaned" --scores
 $NS evaluate "$DATA" --split train --labels "$OUT/noisy"
 $NS evaluate "$DATA" --split train --labels "$OUT/cleaned"

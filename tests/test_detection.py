@@ -4,7 +4,7 @@ import torch
 
 from noisyseg.plugins import get_strategy
 from noisyseg.strategies.detection.base import Batch, DetectionContext
-from noisyseg.strategies.detection.small_loss import LossHistogram, calibrate_theta, pixel_loss
+from noisyseg.strategies.detection.small_loss import LossHistogram, box_mean, calibrate_theta, pixel_loss
 
 
 def _probs(B=2, C=4, H=8, W=9, seed=0):
@@ -68,6 +68,39 @@ def test_small_loss_auto_calibrates_on_other_split():
     first_wrong = float(loss[wrong].min())
     below = loss[valid & (loss < first_wrong)]
     assert fitted["theta"] == pytest.approx(float(below.max()))
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 31])
+def test_box_mean_is_mean_of_valid_pixels_in_window(window):
+    g = torch.Generator().manual_seed(window)
+    values = torch.rand(2, 13, 17, generator=g) * 20
+    valid = torch.rand(2, 13, 17, generator=g) > 0.3
+    got = box_mean(values, valid, window)
+    r = window // 2
+    for b, y, x in [(0, 0, 0), (1, 6, 8), (0, 12, 16), (1, 2, 15)] + [(0, i, (3 * i) % 17) for i in range(13)]:
+        box = (slice(max(0, y - r), y + r + 1), slice(max(0, x - r), x + r + 1))
+        v, m = values[b][box], valid[b][box]
+        want = float(v[m].mean()) if m.any() else 0.0
+        assert float(got[b, y, x]) == pytest.approx(want, rel=1e-5, abs=1e-5), (b, y, x)
+
+
+def test_small_loss_window_scores_by_neighbourhood():
+    # One pixel of a confidently-wrong region happens to agree with the model: alone it is kept,
+    # with a window its neighbours' losses flag it; the window mean is what θ is compared to.
+    C, H, W = 3, 9, 9
+    labels = torch.zeros(1, H, W, dtype=torch.int64)
+    probs = torch.full((1, C, H, W), 0.05)
+    probs[:, 1] = 0.9                       # the model says class 1 everywhere...
+    probs[:, :, 4, 4] = torch.tensor([0.9, 0.05, 0.05])  # ...except at the centre, where it agrees with label 0
+    labels[0, 0, :] = 255
+    one = get_strategy("detection", "small-loss").build({"theta": "1.0"}).detect(probs, labels)
+    assert not one.flags[0, 4, 4] and one.flags[0, 5, 5]
+    boxed = get_strategy("detection", "small-loss").build({"theta": "1.0", "window": "3"}).detect(probs, labels)
+    assert boxed.flags[0, 4, 4] and not boxed.flags[0, 0].any()
+    loss, valid = pixel_loss(probs, labels)
+    torch.testing.assert_close(boxed.scores, box_mean(loss, valid, 3))
+    with pytest.raises(Exception, match="odd"):
+        get_strategy("detection", "small-loss").build({"window": "4"})
 
 
 @pytest.mark.parametrize("scope", ["image", "batch"])

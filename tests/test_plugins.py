@@ -70,7 +70,7 @@ def test_plugins_command_json(cli):
     entries = json.loads(result.out)
     small = next(e for e in entries if e["name"] == "small-loss")
     assert small["kind"] == "detection" and small["plugin"] == "noisyseg"
-    assert {p["name"] for p in small["params"]} == {"theta", "calibrate_split", "target_precision"}
+    assert {p["name"] for p in small["params"]} == {"theta", "calibrate_split", "target_precision", "window"}
     assert any(e["kind"] == "model" for e in entries)
 
 
