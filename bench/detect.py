@@ -5,8 +5,11 @@ precision / recall / F1 of the flagged pixels against the true noise, AUROC of t
 and the speed and memory ratios against cleanlab.
 
 Inputs come from the CamVid chain (bench/camvid_chain.sh): noisy labels, clean-model probs.
+Before each timed run every input file is read once (unless --cold), so both sides start from a
+warm page cache: a cold read of one 360x480 float16 probs map (3.8 MB) takes ~11 ms on these
+machines' disks, more than our whole per-image detection.
 
-    python bench/detect.py [--chain out/camvid] [--split train] [--limit 60] [--strategies small-loss,entropy,confident]
+    python bench/detect.py [--chain out/camvid] [--split train] [--limit 60] [--strategies small-loss,small-loss-w21,confident]
 
 cleanlab (installed for the bench only: pip install cleanlab) rejects the ignore label 255, so its
 input labels take the model's argmax on ignored pixels; those pixels are left out of every metric.
@@ -70,6 +73,16 @@ def dataset_view(data: Path, split: str, limit: int, tmp: Path) -> Path:
     return view
 
 
+def warm_cache(data: Path, chain: Path, splits: list[str]) -> None:
+    """Reads every probs and noisy-label file of ``splits`` once, so that each timed run starts with
+    the same (warm) page cache instead of whatever the previous run left there."""
+    for split in splits:
+        for image_id in (data / "splits" / f"{split}.txt").read_text().split():
+            for path in (chain / "preds" / "probs" / f"{image_id}.npy", chain / "noisy" / f"{image_id}.png"):
+                if path.is_file():
+                    path.read_bytes()
+
+
 def run_ours(view: Path, split: str, chain: Path, strategy: str, params: list[str], out: Path) -> dict:
     code = ("import json, resource, sys; from noisyseg.pipeline.detect import detect; "
             "r = detect(*sys.argv[1:7], params=json.loads(sys.argv[7]), scores=False, device='cpu'); "
@@ -91,23 +104,34 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--calibrate-split", default="val")
     ap.add_argument("--limit", type=int, default=60)
-    ap.add_argument("--strategies", default="small-loss,entropy,confident,urn")
+    ap.add_argument("--strategies", default="small-loss,small-loss-w21,entropy,confident,urn",
+                    help="strategies, or the variants small-loss-w21 (the CamVid chain's small-loss, window=21) "
+                         "and confident-joint (rule=joint)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per method, interleaved; medians are printed")
     ap.add_argument("--no-cleanlab", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="do not read the inputs once before each timed run (times then depend on the page cache)")
     args = ap.parse_args()
     if not (args.data / "dataset.json").is_file() or not (args.chain / "preds" / "probs").is_dir():
         print(f"bench/detect.py: needs {args.data} and the chain outputs in {args.chain} (bench/camvid_chain.sh); skipping")
         return
-    configs = {"small-loss": ["theta=auto", f"calibrate_split={args.calibrate_split}"], "entropy": ["alpha=0.2"],
-               "confident": [], "urn": ["crf=false"]}
+    small = ["theta=auto", f"calibrate_split={args.calibrate_split}"]
+    configs = {"small-loss": ("small-loss", small), "small-loss-w21": ("small-loss", small + ["window=21"]),
+               "entropy": ("entropy", ["alpha=0.2"]), "confident": ("confident", []),
+               "confident-joint": ("confident", ["rule=joint"]), "urn": ("urn", ["crf=false"])}
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         view = dataset_view(args.data, args.split, args.limit, Path(tmp))
         for rep in range(args.repeats):  # interleaved, so that load on a shared machine hits all alike
             for name in args.strategies.split(","):
+                strategy, params = configs.get(name, (name, []))
+                if not args.cold:
+                    warm_cache(view, args.chain, [args.split, args.calibrate_split])
                 runs.setdefault(name, []).append(
-                    run_ours(view, args.split, args.chain, name, configs.get(name, []), Path(tmp) / f"{name}-{rep}"))
+                    run_ours(view, args.split, args.chain, strategy, params, Path(tmp) / f"{name}-{rep}"))
             if not args.no_cleanlab:
+                if not args.cold:
+                    warm_cache(view, args.chain, [args.split])
                 result = subprocess.run([sys.executable, "-c", CLEANLAB, str(view), args.split, str(args.chain / "noisy"),
                                          str(args.chain / "preds" / "probs")], capture_output=True, text=True,
                                         env=ONE_THREAD)
@@ -122,7 +146,7 @@ def main() -> None:
         rows[name] = results[0] | {"seconds": med("seconds"), "fit": med("fit"), "peak_mb": max(r["peak_mb"] for r in results)}
     peer = rows.get("cleanlab find_label_issues")
     print(f"detection on {args.split} ({args.limit} images of {args.data.name}), CPU, one process, "
-          f"median of {args.repeats}; one thread each; sec = reading inputs + detection + "
+          f"median of {args.repeats}; one thread each; page cache {'cold' if args.cold else 'warmed before each run'}; sec = reading inputs + detection + "
           "writing outputs (evaluation against GT excluded), of which fit = calibration / statistics pass")
     print(f"{'method':28s} {'fit':>6s} {'sec':>8s} {'img/s':>7s} {'peak MB':>8s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'AUROC':>6s} {'speedup':>8s} {'mem ratio':>9s}")
     for name, r in rows.items():

@@ -125,7 +125,7 @@ def test_confident_thresholds_and_flags():
     p0 = torch.tensor([0.9, 0.9, 0.9, 0.9, 0.2, 0.8, 0.5])
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 255]).view(1, 1, 7)
     probs = torch.stack([p0, 1 - p0]).view(1, 2, 1, 7)
-    det = get_strategy("detection", "confident").build({})
+    det = get_strategy("detection", "confident").build({"rule": "joint"})
     fitted = det.fit(DetectionContext(2, batches=lambda: iter([Batch(["x"], probs, labels)]),
                                       calibration_batches=lambda s: iter(())))
     assert fitted["class_thresholds"] == pytest.approx([0.9, 0.5])  # t1 = mean(0.8, 0.2)
@@ -137,3 +137,52 @@ def test_confident_thresholds_and_flags():
     result2 = det.detect(probs, labels2)
     assert result2.flags[0, 0].tolist() == [True, False, False, False, False, False, False]
     torch.testing.assert_close(result2.scores[0, 0, 0], torch.tensor(1 - 0.1))
+
+
+def _rank_rule_reference(probs, labels):
+    """cleanlab's segmentation rule by brute force (a full sort), ignore pixels left out; ties at
+    the cut are flagged together."""
+    C = probs.shape[1]
+    P = probs.permute(0, 2, 3, 1).reshape(-1, C).double()
+    y = labels.reshape(-1)
+    valid = y != 255
+    P, yv = P[valid], y[valid]
+    t = torch.stack([P[yv == c, c].mean() for c in range(C)])
+    pred = P.argmax(1)
+    p_pred = P.gather(1, pred[:, None])[:, 0]
+    issues = int(((pred != yv) & (p_pred >= t[pred] - 1e-6)).sum())
+    self_conf = P.gather(1, yv[:, None])[:, 0]
+    flags = torch.zeros_like(y, dtype=torch.bool)
+    if issues:
+        cut = torch.sort(self_conf).values[issues - 1]
+        flags[valid] = (self_conf <= cut) & (pred != yv)
+    return flags.view(labels.shape), issues
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_confident_rank_rule_matches_full_sort(seed):
+    probs = _probs(B=3, C=5, H=24, W=31, seed=seed).half().float()  # float16 values, as on disk
+    labels = _labels(B=3, H=24, W=31, C=5, seed=seed + 10)
+    det = get_strategy("detection", "confident").build({})  # rule=rank is the default
+    batches = [Batch(["a"], probs[:1], labels[:1]), Batch(["b", "c"], probs[1:], labels[1:])]
+    fitted = det.fit(DetectionContext(5, batches=lambda: iter(batches), calibration_batches=lambda s: iter(())))
+    want, issues = _rank_rule_reference(probs, labels)
+    assert fitted["estimated_issues"] == issues > 0
+    got = torch.cat([det.detect(b.probs, b.labels).flags for b in batches])
+    assert torch.equal(got, want)
+
+
+def test_confident_rank_rule_agrees_with_cleanlab():
+    filt = pytest.importorskip("cleanlab.segmentation.filter")
+    probs = _probs(B=2, C=4, H=30, W=40, seed=7).half().float()
+    labels = torch.where(torch.rand(2, 30, 40, generator=torch.Generator().manual_seed(8)) < 0.7,
+                         probs.argmax(1), torch.randint(0, 4, (2, 30, 40), generator=torch.Generator().manual_seed(9)))
+    det = get_strategy("detection", "confident").build({})
+    det.fit(DetectionContext(4, batches=lambda: iter([Batch(["a", "b"], probs, labels)]),
+                             calibration_batches=lambda s: iter(())))
+    ours = det.detect(probs, labels).flags.numpy()
+    theirs = filt.find_label_issues(labels.numpy(), probs.double().numpy(), n_jobs=1, verbose=False)
+    # cleanlab breaks ties at the cut by position, we flag the whole tie: only such pixels differ.
+    differ = ours != theirs
+    assert differ.sum() <= 0.01 * theirs.sum()
+    assert (ours[differ]).all()

@@ -129,6 +129,48 @@ def test_probs_validation(tmp_path):
         d.read("missing", 5)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("bad, found", [(np.nan, "1 NaN/inf values"), (np.inf, "1 NaN/inf values"),
+                                        (-np.inf, "1 NaN/inf values"), (-0.25, "minimum -0.25")])
+def test_probs_bad_values_in_each_dtype(tmp_path, dtype, bad, found):
+    probs = _probs().astype(dtype)
+    probs[2, 7, 9] = bad
+    np.save(tmp_path / "bad.npy", probs)
+    with pytest.raises(InputError, match=f"bad.npy: expected .*, found {found}"):
+        ProbsDir(tmp_path).read("bad", 5)
+
+
+def test_probs_read_into_a_batch_buffer(tmp_path):
+    d = ProbsDir(tmp_path)
+    half, single = _probs(seed=1).astype(np.float16), _probs(seed=2).astype(np.float32)
+    d.write("half", half)
+    np.save(tmp_path / "single.npy", single)
+    batch = np.zeros((2, 5, 48, 48), np.float16)
+    got = d.read("half", 5, (48, 48), out=batch[0])
+    assert np.shares_memory(got, batch)
+    np.testing.assert_array_equal(batch[0], half)
+    d.read("single", 5, (48, 48), out=batch[1])  # another dtype: converted into the buffer
+    np.testing.assert_array_equal(batch[1], single.astype(np.float16))
+    raw = (tmp_path / "half.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[:-100])
+    with pytest.raises(InputError, match="cut.npy: expected a .npy file .*, found a truncated file"):
+        d.read("cut", 5, (48, 48), out=batch[0])
+    with pytest.raises(InputError, match=r"half.npy: expected probabilities of shape \(5, 40, 48\), found shape"):
+        d.read("half", 5, (40, 48), out=np.zeros((5, 40, 48), np.float16))
+    bad = half.copy()
+    bad[0, 1, 2] = np.nan
+    d.write("bad", bad)
+    with pytest.raises(InputError, match="bad.npy: expected finite values"):
+        d.read("bad", 5, (48, 48), out=batch[0])
+
+
+def test_probs_negative_zero_is_a_probability(tmp_path):
+    probs = _probs().astype(np.float16)
+    probs[:, 3, 4] = [1, -0.0, 0, 0, 0]  # -0.0 has the sign bit set but is not below 0
+    np.save(tmp_path / "z.npy", probs)
+    assert ProbsDir(tmp_path).read("z", 5)[1, 3, 4] == 0
+
+
 def test_features_and_weights(tmp_path):
     f = FeaturesDir(tmp_path / "f")
     f.write("a", np.ones((8, 12, 12), np.float32))

@@ -77,14 +77,25 @@ def write_label_png(path: str | os.PathLike, label: np.ndarray, palette: list[li
         im = im.convert("P")
         im.putpalette(flat)
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", compress_level=1)  # 2.5x faster than the default 6; files ~1.5x larger
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
+def _load_npy(path: Path, what: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Loads a .npy; with ``out``, a C-order file of ``out``'s dtype and shape is read into ``out``
+    (and ``out`` returned) without a temporary array; any other file is loaded as usual."""
     if not path.is_file():
         raise InputError(path, what, "no such file")
     try:
+        if out is not None:
+            fmt = np.lib.format
+            with open(path, "rb") as f:
+                header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(fmt.read_magic(f))
+                shape, fortran_order, dtype = header(f) if header else ((), True, None)
+                if not fortran_order and dtype == out.dtype and shape == out.shape and out.flags.c_contiguous:
+                    if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                        raise InputError(path, f"a .npy file with {what}", "a truncated file")
+                    return out
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise InputError(path, f"a .npy file with {what}", f"an unreadable file ({e})") from None
@@ -132,27 +143,23 @@ class ProbsDir(ImageDir):
 
     suffix = ".npy"
 
-    def read(self, image_id: str, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    def read(self, image_id: str, num_classes: int, size: tuple[int, int] | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Reads and validates ``(C, H, W)`` probabilities. With ``out`` (a C-contiguous array of the
+        expected shape, e.g. one image of a batch), the file lands in it and ``out`` is returned: a
+        file of ``out``'s dtype is read straight into it, others are converted."""
         path = self.path(image_id)
         expect = f"probabilities of shape (C={num_classes}, H, W)" if size is None else \
             f"probabilities of shape ({num_classes}, {size[0]}, {size[1]})"
-        arr = _load_npy(path, expect)
+        arr = _load_npy(path, expect, out)
         if arr.dtype.kind != "f":
             raise InputError(path, expect, f"dtype {arr.dtype}")
         if arr.ndim != 3 or arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
             raise InputError(path, expect, f"shape {arr.shape}")
-        # One pass in torch (vectorised half -> float): a NaN/inf anywhere makes its pixel's sum
-        # non-finite, so the detailed finiteness check runs only when that happens.
-        t = torch.from_numpy(arr)
-        sums = t.sum(0, dtype=torch.float64 if arr.dtype == np.float64 else torch.float32)
-        if not bool(torch.isfinite(sums).all()):
-            check_finite(arr, path)
-        tol = 2e-2 if arr.dtype == np.float16 else 1e-3
-        worst = float(sums.flatten()[(sums - 1).abs().argmax()]) if sums.numel() else 1.0
-        if abs(worst - 1) > tol:
-            raise InputError(path, "probabilities summing to 1 over classes", f"a pixel summing to {worst:.4g}")
-        if t.numel() and float(t.min()) < 0:
-            raise InputError(path, "probabilities >= 0", f"minimum {float(t.min()):.4g}")
+        check_probabilities(arr, path)
+        if out is not None and arr is not out:
+            out[...] = arr
+            return out
         return arr
 
     def write(self, image_id: str, probs: np.ndarray) -> Path:
@@ -220,6 +227,44 @@ class WeightsDir(ImageDir):
         if as_float:
             out.append(save_npy(self.root / f"{image_id}.npy", weights.astype(np.float16)))
         return out
+
+
+_HALF_MAX_FINITE_BITS = 0x7BFF  # int16 view of float16: 0..0x7BFF are +0 .. the largest finite value
+
+
+def check_probabilities(arr: np.ndarray, where: str | os.PathLike) -> None:
+    """Raises unless ``arr (C, H, W)`` is finite, >= 0 and sums to 1 over C at each pixel (within
+    2e-2 for float16, 1e-3 otherwise).
+
+    float16 maps (what ``predict`` writes) are checked on their bits first: viewed as int16, every
+    finite value >= +0 lies in 0..0x7BFF, so one integer min/max finds NaN, inf and negatives, and
+    the per-pixel sums can then stay in float16. About 4x cheaper than summing in float32.
+    """
+    t = torch.from_numpy(arr)
+    if not t.numel():
+        return
+    if arr.dtype == np.float16:
+        low, high = (int(v) for v in torch.aminmax(t.view(torch.int16)))
+        if high > _HALF_MAX_FINITE_BITS or low < 0:  # NaN/inf, or a sign bit (perhaps only -0.0)
+            check_finite(arr, where)
+            _check_nonnegative(t, where)
+        sums = t.sum(0)
+    else:
+        sums = t.sum(0, dtype=torch.float64 if arr.dtype == np.float64 else torch.float32)
+        if not bool(torch.isfinite(sums).all()):  # a NaN/inf anywhere makes its pixel's sum non-finite
+            check_finite(arr, where)
+        _check_nonnegative(t, where)
+    deviation = (sums.float() - 1).abs()
+    tol = 2e-2 if arr.dtype == np.float16 else 1e-3
+    if float(deviation.max()) > tol:
+        worst = float(sums.flatten()[deviation.argmax()])
+        raise InputError(where, "probabilities summing to 1 over classes", f"a pixel summing to {worst:.4g}")
+
+
+def _check_nonnegative(t: torch.Tensor, where: str | os.PathLike) -> None:
+    low = float(t.min())
+    if low < 0:
+        raise InputError(where, "probabilities >= 0", f"minimum {low:.4g}")
 
 
 def check_finite(arr: np.ndarray, where: str | os.PathLike) -> None:

@@ -14,10 +14,13 @@ _BINS = 1 << 16
 
 
 def float16_order_keys(scores: torch.Tensor) -> torch.Tensor:
-    """Maps values, rounded to float16, to int64 keys in 0..65535 that sort like the values (NaN excluded)."""
-    bits = scores.clamp(-65504, 65504).to(torch.float16).contiguous().view(torch.int16).to(torch.int64) & 0xFFFF
-    negative = bits >= 0x8000
-    return torch.where(negative, 0xFFFF - bits, bits | 0x8000)
+    """Maps values, rounded to float16, to int32 keys in 0..65535 that sort like the values (NaN excluded).
+
+    With b the float16 bits read as int16: b ^ 0x8000 for b >= 0, and ~b for b < 0 (negative floats
+    sort in reverse bit order); ``b ^ ((b >> 15) | 0x8000)`` is both at once.
+    """
+    bits = scores.clamp(-65504, 65504).to(torch.float16).contiguous().view(torch.int16).to(torch.int32)
+    return bits ^ ((bits >> 15) | 0x8000)
 
 
 def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
@@ -27,16 +30,22 @@ def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
     return bits.to(torch.int16).view(torch.float16).float()
 
 
+def grouped_histograms(values: torch.Tensor, group: torch.Tensor, groups: int,
+                       valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts of ``values`` per group (``group`` ids in 0..groups-1) and float16 value
+    (``float16_order_keys`` bins), over finite (and ``valid``) entries: a ``(groups, 65536)`` int64
+    CPU tensor from one bincount. Any shapes that broadcast alike, any device."""
+    keep = torch.isfinite(values) if valid is None else torch.isfinite(values) & valid
+    code = torch.where(keep, float16_order_keys(values) + group.to(torch.int32) * _BINS, groups * _BINS)
+    counts = torch.bincount(code.reshape(-1), minlength=groups * _BINS + 1).cpu()
+    return counts[:groups * _BINS].view(groups, _BINS)
+
+
 def split_histograms(values: torch.Tensor, flag: torch.Tensor,
                      valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Counts of ``values`` per float16 value (``float16_order_keys`` bins) where ``flag`` is False
-    and where it is True, over finite (and ``valid``) entries: two ``(65536,)`` int64 CPU tensors
-    from one bincount. Any shapes that broadcast alike, any device."""
-    values = values.float()
-    keep = torch.isfinite(values) if valid is None else torch.isfinite(values) & valid
-    code = torch.where(keep, float16_order_keys(values) + flag.long() * _BINS, 2 * _BINS)
-    counts = torch.bincount(code.reshape(-1), minlength=2 * _BINS + 1).cpu()
-    return counts[:_BINS], counts[_BINS:2 * _BINS]
+    """``grouped_histograms`` with two groups: where ``flag`` is False, and where it is True."""
+    counts = grouped_histograms(values, flag, 2, valid)
+    return counts[0], counts[1]
 
 
 class ScoreRanking:

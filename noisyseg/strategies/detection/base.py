@@ -38,7 +38,11 @@ class Detection(NamedTuple):
 
 @dataclass
 class DetectionContext:
-    """What ``fit`` may read: the split being cleaned and, by name, other splits with ground truth."""
+    """What ``fit`` may read: the split being cleaned and, by name, other splits with ground truth.
+
+    Both yield batches whose tensors may be overwritten by the next batch of the same iterator
+    (the reader reuses its buffers): reduce them, or copy what must be kept.
+    """
 
     num_classes: int
     batches: Callable[[], Iterator[Batch]]
