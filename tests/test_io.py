@@ -164,6 +164,30 @@ def test_probs_read_into_a_batch_buffer(tmp_path):
         d.read("bad", 5, (48, 48), out=batch[0])
 
 
+def test_probs_revalidated_only_when_the_file_changes(tmp_path, monkeypatch):
+    import noisyseg.io.dirs as dirs
+
+    d = ProbsDir(tmp_path)
+    d.write("a", _probs())
+    calls = []
+    real = dirs.check_probabilities
+    monkeypatch.setattr(dirs, "check_probabilities", lambda arr, where: (calls.append(where), real(arr, where)))
+    d.read("a", 5)
+    d.read("a", 5)
+    assert len(calls) == 1
+    bad = _probs().astype(np.float16)
+    bad[0, 0, 0] = np.nan
+    np.save(tmp_path / "a.npy", bad)  # rewritten in place (same inode and size), later: validated again
+    later = (tmp_path / "a.npy").stat().st_mtime_ns + 10**9
+    os.utime(tmp_path / "a.npy", ns=(later, later))
+    with pytest.raises(InputError, match="a.npy: expected finite values"):
+        d.read("a", 5)
+    assert len(calls) == 2
+    assert ProbsDir(tmp_path).exists("a")  # another reader validates for itself
+    with pytest.raises(InputError, match="a.npy: expected finite values"):
+        ProbsDir(tmp_path).read("a", 5)
+
+
 def test_probs_negative_zero_is_a_probability(tmp_path):
     probs = _probs().astype(np.float16)
     probs[:, 3, 4] = [1, -0.0, 0, 0, 0]  # -0.0 has the sign bit set but is not below 0

@@ -139,9 +139,18 @@ class LabelDir(ImageDir):
 
 
 class ProbsDir(ImageDir):
-    """``<id>.npy`` float16 ``(C, H, W)`` probabilities summing to 1 over C."""
+    """``<id>.npy`` float16 ``(C, H, W)`` probabilities summing to 1 over C.
+
+    Values are validated on read; a file this object has validated before and that is unchanged
+    since (same inode, size and modification time) is not validated again, so that two-pass
+    strategies pay for it once.
+    """
 
     suffix = ".npy"
+
+    def __init__(self, root: str | os.PathLike):
+        super().__init__(root)
+        self._validated: dict[str, tuple[int, int, int] | None] = {}
 
     def read(self, image_id: str, num_classes: int, size: tuple[int, int] | None = None,
              out: np.ndarray | None = None) -> np.ndarray:
@@ -151,12 +160,19 @@ class ProbsDir(ImageDir):
         path = self.path(image_id)
         expect = f"probabilities of shape (C={num_classes}, H, W)" if size is None else \
             f"probabilities of shape ({num_classes}, {size[0]}, {size[1]})"
+        try:
+            stat = path.stat()
+            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            version = None
         arr = _load_npy(path, expect, out)
         if arr.dtype.kind != "f":
             raise InputError(path, expect, f"dtype {arr.dtype}")
         if arr.ndim != 3 or arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
             raise InputError(path, expect, f"shape {arr.shape}")
-        check_probabilities(arr, path)
+        if version is None or self._validated.get(image_id) != version:
+            check_probabilities(arr, path)
+            self._validated[image_id] = version
         if out is not None and arr is not out:
             out[...] = arr
             return out

@@ -9,18 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from noisyseg.ops.float16_histogram import float16_histogram_, float16_order_keys  # noqa: F401 (re-exported)
+
 IGNORE = 255
 _BINS = 1 << 16
-
-
-def float16_order_keys(scores: torch.Tensor) -> torch.Tensor:
-    """Maps values, rounded to float16, to int32 keys in 0..65535 that sort like the values (NaN excluded).
-
-    With b the float16 bits read as int16: b ^ 0x8000 for b >= 0, and ~b for b < 0 (negative floats
-    sort in reverse bit order); ``b ^ ((b >> 15) | 0x8000)`` is both at once.
-    """
-    bits = scores.clamp(-65504, 65504).to(torch.float16).contiguous().view(torch.int16).to(torch.int32)
-    return bits ^ ((bits >> 15) | 0x8000)
 
 
 def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
@@ -31,20 +23,25 @@ def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
 
 
 def grouped_histograms(values: torch.Tensor, group: torch.Tensor, groups: int,
-                       valid: torch.Tensor | None = None) -> torch.Tensor:
+                       valid: torch.Tensor | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
     """Counts of ``values`` per group (``group`` ids in 0..groups-1) and float16 value
     (``float16_order_keys`` bins), over finite (and ``valid``) entries: a ``(groups, 65536)`` int64
-    CPU tensor from one bincount. Any shapes that broadcast alike, any device."""
-    keep = torch.isfinite(values) if valid is None else torch.isfinite(values) & valid
-    code = torch.where(keep, float16_order_keys(values) + group.to(torch.int32) * _BINS, groups * _BINS)
-    counts = torch.bincount(code.reshape(-1), minlength=groups * _BINS + 1).cpu()
-    return counts[:groups * _BINS].view(groups, _BINS)
+    tensor on values' device, added to ``into`` when given (which is returned). Any shapes that
+    broadcast alike, any device."""
+    if values.dtype != torch.float16:  # values beyond float16's range count in its extreme bins
+        values = torch.where(torch.isfinite(values), values.clamp(-65504, 65504), torch.nan).to(torch.float16)
+    values, group = torch.broadcast_tensors(values, group)
+    if valid is not None:
+        valid = torch.broadcast_to(valid, values.shape)
+    if into is None:
+        into = torch.zeros(groups, _BINS, dtype=torch.int64, device=values.device)
+    return float16_histogram_(into, values, group.to(torch.int64), valid)
 
 
 def split_histograms(values: torch.Tensor, flag: torch.Tensor,
                      valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``grouped_histograms`` with two groups: where ``flag`` is False, and where it is True."""
-    counts = grouped_histograms(values, flag, 2, valid)
+    counts = grouped_histograms(values, flag, 2, valid).cpu()
     return counts[0], counts[1]
 
 

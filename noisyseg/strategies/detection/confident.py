@@ -1,7 +1,8 @@
 """confident: confident learning (Northcutt et al.) with per-class thresholds, for pixels.
 
 ``fit`` makes one streaming pass over the split being cleaned and computes each class's threshold
-t_c = mean self-confidence p_c over the pixels labelled c. Two rules then flag pixels:
+t_c = mean self-confidence p_c over the pixels labelled c (at float16 precision, from a histogram
+per class). Two rules then flag pixels:
 
 - ``rank`` (default; cleanlab's segmentation rule): the number of label issues N is estimated as
   the number of pixels whose most probable class k is not their label and has p_k >= t_k; the N
@@ -23,22 +24,17 @@ import math
 import torch
 
 from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
-from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, label_probability
+from noisyseg.ops import label_confidence
+from noisyseg.strategies.detection.base import IGNORE, Detection, DetectionContext, Detector
 from noisyseg.strategies.spec import Param, StrategySpec
 
 _TOLERANCE = 1e-6  # p_k >= t_k - tolerance counts as confident, as in cleanlab
 
 
-def most_probable(probs: torch.Tensor, thresholds: list[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The most probable class ``(B, H, W)`` int64 and its probability float32, among the classes with
-    ``p_c >= thresholds[c]`` when given (-1 and -1.0 where none is); ties keep the lower class id, as
-    argmax does. Works one class plane at a time: an argmax over the strided class axis is slower."""
-    if thresholds is None:  # max first (vectorised), then the lowest class that attains it
-        best_p = probs.amax(1)
-        best = torch.empty(best_p.shape, dtype=torch.int64, device=probs.device)
-        for c in reversed(range(probs.shape[1])):
-            best.masked_fill_(probs[:, c] == best_p, c)
-        return best, best_p.float()
+def confident_class(probs: torch.Tensor, thresholds: list[float]) -> torch.Tensor:
+    """The most probable class ``(B, H, W)`` int64 among those with ``p_c >= thresholds[c]``, -1 where
+    none is; ties keep the lower class id. One class plane at a time: an argmax over the strided
+    class axis is slower."""
     best_p = torch.full(probs[:, 0].shape, -1.0, device=probs.device)
     best = torch.full(probs[:, 0].shape, -1, dtype=torch.int64, device=probs.device)
     for c, t in enumerate(thresholds):
@@ -46,7 +42,7 @@ def most_probable(probs: torch.Tensor, thresholds: list[float] | None = None) ->
         better = (p >= t) & (p > best_p)
         best_p = torch.where(better, p, best_p)
         best.masked_fill_(better, c)
-    return best, best_p
+    return best
 
 
 class ConfidentDetector(Detector):
@@ -57,44 +53,47 @@ class ConfidentDetector(Detector):
 
     def fit(self, ctx: DetectionContext) -> dict:
         C = ctx.num_classes
-        sums = torch.zeros(C, dtype=torch.float64)
-        counts = torch.zeros(C, dtype=torch.float64)
-        self_confidence = torch.zeros(1 << 16, dtype=torch.int64)
-        predicted = torch.zeros(C, 1 << 16, dtype=torch.int64)  # p_k of pixels predicted k, labelled otherwise
+        by_label = predicted = None  # (C, 65536) counts on the batches' device, made by the first batch
         for batch in ctx.batches():
-            p, valid = label_probability(batch.probs, batch.labels)
-            y = torch.where(valid, batch.labels, C).reshape(-1)  # bin C collects the ignored pixels
-            sums += torch.bincount(y, weights=p.reshape(-1).double(), minlength=C + 1).cpu()[:C]
-            counts += torch.bincount(y, minlength=C + 1).double().cpu()[:C]
+            valid = batch.labels != IGNORE
+            p_label, best, p_best = label_confidence(batch.probs, batch.labels)
+            # p_label per labelled class; p_k of the pixels predicted k but labelled otherwise
+            by_label = grouped_histograms(p_label, torch.where(valid, batch.labels, 0), C, valid, into=by_label)
             if self.rule == "rank":
-                best, best_p = most_probable(batch.probs)
-                self_confidence += grouped_histograms(p, torch.zeros_like(best), 1, valid)[0]
-                predicted += grouped_histograms(best_p, best, C, valid & (best != batch.labels))
+                predicted = grouped_histograms(p_best, best, C, valid & (best != batch.labels), into=predicted)
+        empty = torch.zeros(C, 1 << 16, dtype=torch.int64)
+        by_label = empty if by_label is None else by_label.cpu()
+        predicted = empty if predicted is None else predicted.cpu()
+        values = float16_from_keys(torch.arange(1 << 16)).double()  # ascending
+        counts = by_label.sum(1).double()
         # A class never labelled gets threshold 1: nothing is confidently that class.
-        self.thresholds = torch.where(counts > 0, sums / counts.clamp_min(1), torch.ones_like(sums)).float()
+        finite = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)  # those bins hold no pixel
+        means = (by_label.double() * finite).sum(1) / counts.clamp_min(1)
+        self.thresholds = torch.where(counts > 0, means, torch.ones_like(means)).float()
         fitted = {"rule": self.rule, "class_thresholds": [round(float(t), 6) for t in self.thresholds]}
         if self.rule == "rank":
-            values = float16_from_keys(torch.arange(1 << 16))  # ascending
-            confident = values[None, :] >= (self.thresholds[:, None] - _TOLERANCE)
+            confident = values[None, :] >= (self.thresholds[:, None].double() - _TOLERANCE)
             issues = int(predicted[confident].sum())
-            ranked = torch.cumsum(self_confidence, 0)
+            ranked = torch.cumsum(by_label.sum(0), 0)  # pixels at or below each self-confidence
             if issues == 0:
                 self.theta = -math.inf
             else:  # the self-confidence at which the issues-th lowest pixel lies
-                self.theta = float(values[int(torch.searchsorted(ranked, torch.tensor(issues)).clamp(max=(1 << 16) - 1))])
+                key = int(torch.searchsorted(ranked, torch.tensor(issues)).clamp(max=(1 << 16) - 1))
+                self.theta = float(values[key])
             fitted |= {"estimated_issues": issues, "self_confidence_threshold": self.theta}
         return fitted
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         if self.thresholds is None:
             raise RuntimeError("confident: call fit() before detect()")
-        p_label, valid = label_probability(probs, labels)
+        valid = labels != IGNORE
+        p_label, best, _ = label_confidence(probs, labels)
         if self.rule == "rank":
-            best, _ = most_probable(probs)
             # theta is a float16 value of the histogram; compare at that precision.
-            flags = valid & (p_label.half().float() <= self.theta) & (best != labels)
+            p = p_label if probs.dtype == torch.float16 else p_label.half().float()
+            flags = valid & (p <= self.theta) & (best != labels)
         else:
-            best, _ = most_probable(probs, self.thresholds.tolist())
+            best = confident_class(probs, self.thresholds.tolist())
             flags = valid & (best >= 0) & (best != labels)
         return Detection(flags, 1.0 - p_label)
 
