@@ -170,6 +170,8 @@ def test_confident_rank_rule_matches_full_sort(seed):
     assert fitted["estimated_issues"] == issues > 0
     got = torch.cat([det.detect(b.probs, b.labels).flags for b in batches])
     assert torch.equal(got, want)
+    half = det.detect(probs.half(), labels)  # what predict writes: same flags, float32 scores
+    assert torch.equal(half.flags, want) and half.scores.dtype == torch.float32
 
 
 def test_confident_rank_rule_agrees_with_cleanlab():

@@ -7,9 +7,9 @@ per class). Two rules then flag pixels:
 - ``rank`` (default; cleanlab's segmentation rule): the number of label issues N is estimated as
   the number of pixels whose most probable class k is not their label and has p_k >= t_k; the N
   pixels with the lowest self-confidence p_label are flagged, except those whose label is the most
-  probable class. The same pass gathers everything this needs in fixed-size float16 histograms (a
-  self-confidence histogram, and per class k one of p_k over the pixels predicted k but labelled
-  otherwise), so no pixel is kept and no global sort is done.
+  probable class. The same pass gathers everything this needs in fixed-size float16 histograms (of
+  p_label per labelled class, which also ranks self-confidence, and per class k of p_k over the
+  pixels predicted k but labelled otherwise), so no pixel is kept and no global sort is done.
 - ``joint``: a pixel labelled y is flagged when the most probable class among those with
   p_k >= t_k exists and is not y (the off-diagonal of the confident joint).
 
@@ -95,7 +95,7 @@ class ConfidentDetector(Detector):
         else:
             best = confident_class(probs, self.thresholds.tolist())
             flags = valid & (best >= 0) & (best != labels)
-        return Detection(flags, 1.0 - p_label)
+        return Detection(flags, 1.0 - p_label.float())
 
 
 SPEC = StrategySpec(
