@@ -152,8 +152,8 @@ def main() -> None:
     for name, r in rows.items():
         speed = f"{peer['seconds'] / r['seconds']:.1f}x" if peer else "-"
         mem = f"{r['peak_mb'] / peer['peak_mb']:.2f}" if peer else "-"
-        print(f"{name:28s} {r['fit']:6.2f} {r['seconds']:8.2f} {r['images'] / r['seconds']:7.2f} {r['peak_mb']:8.0f} {r['precision']:6.3f} "
-              f"{r['recall']:6.3f} {r['f1']:6.3f} {r.get('auroc', float('nan')):6.3f} {speed:>8s} {mem:>9s}")
+        print(f"{name:28s} {r['fit']:6.2f} {r['seconds']:8.2f} {r['images'] / r['seconds']:7.2f} {r['peak_mb']:8.0f} {r['precision']:6.4f} "
+              f"{r['recall']:6.4f} {r['f1']:6.4f} {r.get('auroc', float('nan')):6.3f} {speed:>8s} {mem:>9s}")
 
 
 if __name__ == "__main__":
