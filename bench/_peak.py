@@ -133,6 +133,22 @@ def forward_backward_rows(op: str, module: str, device: str, repeats: int, shape
     return rows
 
 
+def case_row(op: str, module: str, case: str, args: tuple, shape: str, peer: str, device: str, repeats: int,
+             agree: Callable[[object, object], bool]) -> dict:
+    """One row for a bench module whose ``build_ours(*args)`` and ``build_peer(*args)`` return
+    zero-argument calls: checks ``agree(ours(), peer())`` first, then times both and measures
+    their peaks."""
+    mod = importlib.import_module(module)
+    ours_fn, peer_fn = mod.build_ours(*args), mod.build_peer(*args)
+    assert agree(ours_fn(), peer_fn()), f"{op}: peer disagrees ({case})"
+    ours_ms = median_ms(ours_fn, device, repeats)
+    peer_ms = median_ms(peer_fn, device, repeats)
+    del ours_fn, peer_fn
+    return dict(op=op, case=case, shape=shape, ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
+                ours_peak_mb=peak_mb(device, module, "build_ours", args),
+                peer_peak_mb=peak_mb(device, module, "build_peer", args), peer=peer)
+
+
 def print_rows(rows: list[dict]) -> None:
     """One line per row, for running a bench module on its own."""
     for r in rows:

@@ -45,17 +45,10 @@ def build_peer(shape, device):
 def run(device: str, repeats: int) -> list[dict]:
     rows = []
     for case, shape in CASES.items():
-        ours_fn, peer_fn = build_ours(shape, device), build_peer(shape, device)
-        assert torch.equal(ours_fn(), peer_fn()), "float16_histogram_: peer disagrees"
-        ours_ms = _peak.median_ms(ours_fn, device, repeats)
-        peer_ms = _peak.median_ms(peer_fn, device, repeats)
-        del ours_fn, peer_fn
         b, h, w, groups = shape
-        rows.append(dict(op="float16_histogram_", case=case, shape=f"{b}x{h}x{w} float16, {groups} groups",
-                         ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
-                         ours_peak_mb=_peak.peak_mb(device, "op_float16_histogram", "build_ours", (shape, device)),
-                         peer_peak_mb=_peak.peak_mb(device, "op_float16_histogram", "build_peer", (shape, device)),
-                         peer="order keys+bincount"))
+        rows.append(_peak.case_row("float16_histogram_", "op_float16_histogram", case, (shape, device),
+                                   f"{b}x{h}x{w} float16, {groups} groups", "order keys+bincount", device, repeats,
+                                   agree=torch.equal))
     return rows
 
 

@@ -48,20 +48,10 @@ def build_peer(shape, device):
 
 
 def run(device: str, repeats: int) -> list[dict]:
-    rows = []
-    for case, shape in CASES.items():
-        ours_fn, peer_fn = build_ours(shape, device), build_peer(shape, device)
-        ours, ref = ours_fn(), peer_fn()
-        assert all(torch.equal(a, b) for a, b in zip(ours, ref)), "label_confidence: peer disagrees"
-        ours_ms = _peak.median_ms(ours_fn, device, repeats)
-        peer_ms = _peak.median_ms(peer_fn, device, repeats)
-        del ours_fn, peer_fn, ours, ref
-        rows.append(dict(op="label_confidence", case=case, shape="x".join(map(str, shape)) + " float16",
-                         ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
-                         ours_peak_mb=_peak.peak_mb(device, "op_label_confidence", "build_ours", (shape, device)),
-                         peer_peak_mb=_peak.peak_mb(device, "op_label_confidence", "build_peer", (shape, device)),
-                         peer="torch.max(dim=1)+gather"))
-    return rows
+    return [_peak.case_row("label_confidence", "op_label_confidence", case, (shape, device),
+                           "x".join(map(str, shape)) + " float16", "torch.max(dim=1)+gather", device, repeats,
+                           agree=lambda ours, ref: all(torch.equal(a, b) for a, b in zip(ours, ref)))
+            for case, shape in CASES.items()]
 
 
 if __name__ == "__main__":

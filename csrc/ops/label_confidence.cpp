@@ -15,6 +15,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "ops/label_confidence.h"
 
 namespace noisyseg::label_confidence {
@@ -33,6 +35,12 @@ void check_args(const at::Tensor& probs, const at::Tensor& labels) {
               probs.size(3), "], got ", labels.sizes());
   TORCH_CHECK(labels.device() == probs.device(), "label_confidence: labels must be on ", probs.device(), ", got ",
               labels.device());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_outputs(const at::Tensor& probs) {
+  const std::vector<int64_t> shape{probs.size(0), probs.size(2), probs.size(3)};
+  return {at::empty(shape, probs.options()), at::empty(shape, probs.options().dtype(at::kLong)),
+          at::empty(shape, probs.options())};
 }
 
 }  // namespace noisyseg::label_confidence

@@ -137,9 +137,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> label_confidence_cpu(const at::Te
   const at::Tensor labels = labels_in.contiguous();
   const int64_t B = probs.size(0), H = probs.size(2), W = probs.size(3);
   const int C = static_cast<int>(probs.size(1));
-  at::Tensor p_label = at::empty({B, H, W}, probs.options());
-  at::Tensor p_best = at::empty({B, H, W}, probs.options());
-  at::Tensor best = at::empty({B, H, W}, probs.options().dtype(at::kLong));
+  at::Tensor p_label, best, p_best;
+  std::tie(p_label, best, p_best) = empty_outputs(probs);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, probs.scalar_type(), "label_confidence_cpu", [&] {
     pixels(probs.const_data_ptr<scalar_t>(), labels.const_data_ptr<int64_t>(), B, C, H * W,
            p_label.mutable_data_ptr<scalar_t>(), best.mutable_data_ptr<int64_t>(), p_best.mutable_data_ptr<scalar_t>());

@@ -54,9 +54,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> label_confidence_cuda(const at::T
   const at::Tensor labels = labels_in.contiguous();
   const int64_t B = probs.size(0), H = probs.size(2), W = probs.size(3);
   const int C = static_cast<int>(probs.size(1));
-  at::Tensor p_label = at::empty({B, H, W}, probs.options());
-  at::Tensor p_best = at::empty({B, H, W}, probs.options());
-  at::Tensor best = at::empty({B, H, W}, probs.options().dtype(at::kLong));
+  at::Tensor p_label, best, p_best;
+  std::tie(p_label, best, p_best) = empty_outputs(probs);
   const int64_t N = B * H * W;
   if (N == 0) return {p_label, best, p_best};
   const int blocks = static_cast<int>(std::min<int64_t>((N + kThreads - 1) / kThreads, 65535L * 8));

@@ -118,8 +118,8 @@ class SmallLoss(Detector):
 
     def score(self, probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss score ``(B, H, W)`` float32 (the pixel's CE, or its window mean) and the valid mask."""
-        loss, valid = pixel_loss(probs, labels)
-        return box_mean(loss, valid, self.window), valid
+        loss, valid = pixel_loss(probs, labels)  # already 0 where ignored: the window-1 score as is
+        return (loss if self.window == 1 else box_mean(loss, valid, self.window)), valid
 
     def fit(self, ctx: DetectionContext) -> dict:
         if self.theta != "auto":
