@@ -5,17 +5,22 @@ corrected labels: mIoU, precision (pixel accuracy over labelled pixels) and cove
 ground truth, and seconds per image (strategy work: SLIC, graph, train, predict, CRF; not I/O).
 
     .venv/bin/python bench/correct.py [--limit 40] [--strategies gat,gcn,nearest,crf,...]
-        [--root out/camvid] [--threads 2]
+        [--root out/camvid] [--threads 2] [--oracle] [--per-class]
 
 The inputs are the chain's directories (bench/camvid_chain.sh): ROOT/noisy, ROOT/cleaned,
 ROOT/preds/features, ROOT/preds/probs. --limit images spread evenly over the split are used
 (--limit 0: all).
+
+--oracle replaces every trusted label of the input by the ground truth of its pixel (holes stay
+holes): the rows then measure each corrector alone, as if detection were perfect at the same
+coverage. --per-class adds a table of per-class IoU for every row.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 import tempfile
 from pathlib import Path
 
@@ -23,6 +28,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 from noisyseg.io import Dataset, LabelDir  # noqa: E402
 from noisyseg.metrics import LabelQuality  # noqa: E402
@@ -40,6 +47,16 @@ def label_quality(ds: Dataset, ids: list[str], labels: Path) -> dict:
     return q.summary()
 
 
+def oracle_labels(ds: Dataset, ids: list[str], labels: Path, out: Path) -> Path:
+    """Writes ``labels`` with each trusted (non-255) pixel set to its ground-truth class into ``out``."""
+    src, dst = LabelDir(labels), LabelDir(out)
+    for image_id in ids:
+        size = ds.image_size(image_id)
+        trusted = src.read(image_id, ds.num_classes, size)
+        dst.write(image_id, np.where(trusted == 255, 255, ds.load_mask(image_id, size)).astype(np.uint8))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "camvid"))
@@ -54,6 +71,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--oracle", action="store_true", help="trusted labels replaced by the ground truth (corrector alone)")
+    ap.add_argument("--per-class", action="store_true", help="also print per-class IoU")
     ap.add_argument("-p", "--param", action="append", default=[], help="NAME:key=value for one strategy")
     args = ap.parse_args()
     if args.threads:
@@ -79,12 +98,17 @@ def main() -> None:
     from rich.console import Console
     from noisyseg.cli.ui import table
 
-    console = Console()
-    rows = []
-    for name, path in (("noisy labels", noisy), ("cleaned labels (input)", cleaned)):
-        q = label_quality(ds, ids, path)
-        rows.append([name, q["miou"], q["precision"], q["coverage"], float("nan")])
-    with tempfile.TemporaryDirectory() as tmp:
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    rows, per_class = [], []
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        if args.oracle:
+            cleaned = oracle_labels(ds, ids, cleaned, Path(tmp) / "oracle")
+        inputs = (("noisy labels", noisy), ("cleaned labels (input)" + (", oracle" if args.oracle else ""), cleaned))
+        for name, path in inputs:
+            q = label_quality(ds, ids, path)
+            rows.append([name, q["miou"], q["precision"], q["coverage"], float("nan")])
+            per_class.append([name, *q["per_class_iou"].values()])
         for entry in args.strategies.split(","):
             name, _, extra = entry.partition("+")
             report = correct(args.data, args.split, cleaned, name, Path(tmp) / entry.replace("+", "_"),
@@ -92,9 +116,14 @@ def main() -> None:
                              device=args.device, batch_size=args.batch_size, ids=ids)
             q = report["corrected_label_quality"]
             rows.append([entry, q["miou"], q["precision"], q["coverage"], report["seconds_per_image"]])
+            per_class.append([entry, *q["per_class_iou"].values()])
             t = report["timings"]
             console.print(f"{entry}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), style="dim")
-    console.print(table(f"correct {args.split}, {len(ids)} images, torch threads {torch.get_num_threads()}",
+    title = f"correct {args.split}, {len(ids)} images{', oracle seeds' if args.oracle else ''}"
+    if args.per_class:
+        console.print(table(f"{title}: IoU per class", ["labels", *(c[:6] for c in ds.classes)],
+                            [[r[0].split(" (")[0], *("-" if v is None else f"{v:.2f}" for v in r[1:])] for r in per_class]))
+    console.print(table(f"{title}, torch threads {torch.get_num_threads()}",
                         ["labels", "mIoU", "precision", "coverage", "s/image"], rows))
 
 
