@@ -181,3 +181,49 @@ def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
     np.testing.assert_allclose(probs.read(other, 5).astype(np.float32), mean.numpy(), atol=2e-3)
     logits = np.load(tmp_path / "p" / "logits" / f"{other}.npy").astype(np.float32)
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 0).numpy(), mean.numpy(), atol=5e-3)
+
+
+def test_train_on_two_splits_with_their_own_labels(cli, shapes, shapes_chain, tmp_path):
+    """Exact masks of one split and a label dir for the other, learnt together; folds hold out a
+    block of each split, and predict gives every image of both its out-of-fold probabilities."""
+    from noisyseg.io import LabelDir
+    from noisyseg.train.data import SegmentationSamples
+    from noisyseg.train.supervised import held_out_ids, per_image, split_ids
+
+    ds = Dataset(shapes)
+    noisy = shapes_chain["noisy"]
+    per_split = split_ids(ds, "strong+weak")
+    assert list(per_split) == ["strong", "weak"]
+    sources = per_image({"strong": None, "weak": str(noisy)}, per_split)
+    samples = SegmentationSamples(ds, ds.ids("strong") + ds.ids("weak"), labels=sources)
+    weak_id, strong_id = ds.ids("weak")[0], ds.ids("strong")[0]
+    np.testing.assert_array_equal(samples.load(weak_id)[1], LabelDir(noisy).read(weak_id, 5, (48, 48)))
+    np.testing.assert_array_equal(samples.load(strong_id)[1], ds.load_mask(strong_id))
+    assert not np.array_equal(samples.load(weak_id)[1], ds.load_mask(weak_id))  # the noisy labels, not the masks
+    assert held_out_ids(per_split, 2, 1) == ds.ids("strong")[4:] + ds.ids("weak")[4:]
+
+    run = tmp_path / "run"
+    result = cli("train", shapes, "--split", "strong", "--split", "weak", "--labels", f"weak={noisy}",
+                 "--out", run, "--epochs", "1", "--folds", "2", "--crop-size", "32", "-p", "width=8",
+                 "-p", "depth=1,1,1,1", "-p", "feature_dim=16", "--device", "cpu")
+    assert result.code == 0, result.err
+    config = json.loads((run / "fold0" / "config.json").read_text())
+    assert config["split"] == "strong+weak"
+    assert config["labels"] == {"strong": None, "weak": str(noisy.resolve())}
+    folds = json.loads((run / "folds.json").read_text())
+    assert folds["held_out"]["fold0"] == ds.ids("strong")[:4] + ds.ids("weak")[:4]
+    report = predict(run, shapes, "weak", tmp_path / "preds", device="cpu")
+    assert report["out_of_fold"] == 8
+
+
+def test_train_cli_split_and_labels_errors(cli, shapes, tmp_path):
+    from conftest import assert_one_line_error
+
+    base = ["train", shapes, "--split", "strong", "--out", tmp_path / "r", "--epochs", "1", "--device", "cpu"]
+    assert_one_line_error(cli(*base, "--labels", f"weak={tmp_path}"), "--labels", "SPLIT one of strong", "'weak'")
+    assert_one_line_error(cli(*base, "--split", "strong"), "--split", "distinct")
+    assert_one_line_error(cli(*base, "--labels", tmp_path, "--labels", tmp_path / "x"), "--labels", "one DIR")
+    assert_one_line_error(cli(*base, "--split", "weak", "--labels", f"weak={tmp_path}", "--labels", f"weak={tmp_path}"),
+                          "one dir for split 'weak'")
+    assert_one_line_error(cli(*base, "--split", "nosuch"), "nosuch")
+    assert not (tmp_path / "r").exists()

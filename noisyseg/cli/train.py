@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import typer
+
+from noisyseg.errors import ParameterError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         dataset: Path = typer.Argument(..., help="Dataset directory."),
-        split: str = typer.Option(..., "--split", help="Split to train on."),
+        split: List[str] = typer.Option(..., "--split",
+                                        help="Split to train on; repeat to train on several together (e.g. --split val "
+                                             "--split train: exact masks and cleaned labels in one model)."),
         out: Path = typer.Option(..., "--out", help="Run directory (config.json, checkpoint.pt, model.pt, report.json)."),
-        labels: Optional[Path] = typer.Option(None, "--labels", help="Label dir to learn from (default: the dataset's masks)."),
-        weights: Optional[Path] = typer.Option(None, "--weights", help="Weights dir of per-pixel loss weights."),
+        labels: List[str] = typer.Option([], "--labels",
+                                         help="Label dir to learn from: DIR for every split, or SPLIT=DIR for one "
+                                              "(repeatable); splits without one use the dataset's masks."),
+        weights: List[str] = typer.Option([], "--weights",
+                                          help="Weights dir of per-pixel loss weights: DIR or SPLIT=DIR like --labels; "
+                                               "splits without one weigh every pixel 1."),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per step."),
         lr: float = typer.Option(0.01, "--lr", min=0.0, help="Initial learning rate (poly decay)."),
@@ -47,8 +55,11 @@ def register(app: typer.Typer) -> None:
         scale_min, scale_max = _scale_range(scale_range)
         if normalisation not in ("imagenet", "image"):
             raise typer.BadParameter(f"expected imagenet or image, found '{normalisation}'", param_hint="--normalisation")
-        cfg = TrainConfig(dataset=str(dataset), split=split, out=str(out), labels=str(labels) if labels else None,
-                          weights=str(weights) if weights else None, model=model,
+        if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
+            raise ParameterError(f"--split: expected distinct split names without '+', found {', '.join(split)}")
+        cfg = TrainConfig(dataset=str(dataset), split="+".join(split), out=str(out),
+                          labels=_per_split(labels, split, "--labels"), weights=_per_split(weights, split, "--weights"),
+                          model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
                           jitter=jitter, normalisation=normalisation, folds=folds, seed=seed, device=device)
@@ -59,8 +70,33 @@ def register(app: typer.Typer) -> None:
             rows.append(([f"fold{k}"] if folds > 1 else []) +
                         [report["epochs"], losses[0] if losses else float("nan"), losses[-1] if losses else float("nan"),
                          report["timings"].get("train", 0.0), report["device"]])
-        ui.out.print(ui.table(f"train {split} -> {out}", (["fold"] if folds > 1 else []) +
+        ui.out.print(ui.table(f"train {cfg.split} -> {out}", (["fold"] if folds > 1 else []) +
                               ["epochs", "first loss", "last loss", "seconds", "device"], rows))
+
+
+def _per_split(entries: list[str], splits: list[str], option: str) -> str | dict | None:
+    """``--labels``/``--weights`` entries -> one dir (str), {split: dir or None}, or None.
+
+    An entry is ``DIR`` (every split without its own entry) or ``SPLIT=DIR`` with SPLIT among
+    ``splits``; a path that itself contains '=' is taken whole unless its prefix names a split."""
+    default, own = None, {}
+    for entry in entries:
+        name, sep, path = entry.partition("=")
+        if sep and name not in splits and not Path(entry).exists():
+            raise ParameterError(f"{option}: expected SPLIT=DIR with SPLIT one of {', '.join(splits)} (the --split "
+                                 f"names), found '{name}'")
+        if sep and name in splits:
+            if name in own:
+                raise ParameterError(f"{option}: expected one dir for split '{name}', found two")
+            own[name] = path
+        elif default is None:
+            default = entry
+        else:
+            raise ParameterError(f"{option}: expected one DIR for every split (or SPLIT=DIR with SPLIT one of "
+                                 f"{', '.join(splits)}), found '{default}' and '{entry}'")
+    if not own:
+        return default
+    return {name: own.get(name, default) for name in splits}
 
 
 def _scale_range(text: str) -> tuple[float, float]:

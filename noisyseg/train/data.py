@@ -65,6 +65,15 @@ def colour_jitter(img: torch.Tensor, strength: float, rand) -> torch.Tensor:
     return img.clamp_(0, 1).pow_(factor())                           # gamma
 
 
+def _dirs(source: str | dict | None, kind):
+    """One dir or {image id: dir} -> a function image id -> a checked ``kind`` dir or None."""
+    if not isinstance(source, dict):
+        single = kind(source).require() if source else None
+        return lambda image_id: single
+    opened = {path: kind(path).require() for path in set(source.values()) if path}
+    return lambda image_id: opened.get(source.get(image_id))
+
+
 class SegmentationSamples(torch.utils.data.Dataset):
     """Random-scale, random-crop, flip augmentation over (image, label, weight) triples.
 
@@ -78,12 +87,15 @@ class SegmentationSamples(torch.utils.data.Dataset):
     padding), weight ``(S, S)`` float32 (1 without a weights dir), tags ``(C,)`` float32 multi-hot.
     """
 
-    def __init__(self, ds: Dataset, ids: list[str], labels: str | None = None, weights: str | None = None,
-                 crop_size: int = 256, scale_range: tuple[float, float] = (0.75, 1.25), augment: bool = True,
-                 seed: int = 0, input_scale: float = 1.0, jitter: float = 0.0, normalisation: str = "imagenet"):
+    def __init__(self, ds: Dataset, ids: list[str], labels: str | dict | None = None,
+                 weights: str | dict | None = None, crop_size: int = 256,
+                 scale_range: tuple[float, float] = (0.75, 1.25), augment: bool = True, seed: int = 0,
+                 input_scale: float = 1.0, jitter: float = 0.0, normalisation: str = "imagenet"):
+        """``labels`` / ``weights``: one dir for every image, or a dict image id -> dir; None (or an
+        id the dict maps to None) means the dataset's mask / weight 1."""
         self.ds, self.ids = ds, ids
-        self.labels = LabelDir(labels).require() if labels else None
-        self.weights = WeightsDir(weights).require() if weights else None
+        self.labels = _dirs(labels, LabelDir)
+        self.weights = _dirs(weights, WeightsDir)
         self.crop_size, self.scale_range, self.augment = crop_size, scale_range, augment
         self.input_scale, self.jitter, self.normalisation = input_scale, jitter, normalisation
         self.cache: dict[str, tuple] = {}
@@ -97,9 +109,9 @@ class SegmentationSamples(torch.utils.data.Dataset):
         if image_id not in self.cache:
             image = self.ds.load_image(image_id)
             size = image.shape[:2]
-            label = (self.labels.read(image_id, self.ds.num_classes, size) if self.labels
-                     else self.ds.load_mask(image_id, size))
-            weight = self.weights.read(image_id, size).astype(np.float16) if self.weights else None
+            labels, weights = self.labels(image_id), self.weights(image_id)
+            label = labels.read(image_id, self.ds.num_classes, size) if labels else self.ds.load_mask(image_id, size)
+            weight = weights.read(image_id, size).astype(np.float16) if weights else None
             if self.input_scale != 1.0:
                 image = rescale_image(to_unit(image), self.input_scale)
                 h, w = image.shape[-2:]

@@ -25,11 +25,15 @@ from noisyseg.train.data import SegmentationSamples, poly_lr
 
 @dataclass
 class TrainConfig:
+    """One training run. ``split`` names one split or several joined by ``+`` (``val+train``:
+    a few exact masks and many cleaned ones, learnt together). ``labels`` and ``weights`` are one
+    dir for every split, or a dict split -> dir (None or absent: the dataset's masks / weight 1)."""
+
     dataset: str
     split: str
     out: str
-    labels: str | None = None
-    weights: str | None = None
+    labels: str | dict | None = None
+    weights: str | dict | None = None
     model: str = "deeplabv3plus"
     model_params: dict = field(default_factory=dict)
     epochs: int = 30
@@ -65,6 +69,42 @@ def fold_block(ids: list[str], folds: int, fold: int) -> list[str]:
     return ids[fold * n // folds:(fold + 1) * n // folds]
 
 
+def split_ids(ds: Dataset, split: str) -> dict[str, list[str]]:
+    """``split`` (``a`` or ``a+b+...``) -> {split name: its ids}; raises for an empty split or an
+    image listed by two of them."""
+    out: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for name in split.split("+"):
+        ids = ds.ids(name)
+        if not ids:
+            raise NoisySegError(f"split '{name}' of {ds.root} lists no image")
+        for image_id in ids:
+            if image_id in seen:
+                raise NoisySegError(f"image '{image_id}' is in both split '{seen[image_id]}' and '{name}' of {ds.root}")
+            seen[image_id] = name
+        out[name] = ids
+    return out
+
+
+def held_out_ids(per_split: dict[str, list[str]], folds: int, fold: int) -> list[str]:
+    """The images fold ``fold`` leaves out: the ``fold``-th contiguous block of every split, so
+    each fold keeps the same share of each kind of label."""
+    return [i for ids in per_split.values() for i in fold_block(ids, folds, fold)]
+
+
+def per_image(source: str | dict | None, per_split: dict[str, list[str]]) -> dict[str, str | None]:
+    """A labels/weights setting (one dir, split -> dir, or None) -> {image id: dir or None}."""
+    if not isinstance(source, dict):
+        return {i: source for ids in per_split.values() for i in ids}
+    return {i: source.get(name) for name, ids in per_split.items() for i in ids}
+
+
+def _resolved(source: str | dict | None) -> str | dict | None:
+    if isinstance(source, dict):
+        return {k: str(Path(v).resolve()) if v else None for k, v in source.items()}
+    return str(Path(source).resolve()) if source else None
+
+
 def _same_run(saved: dict, config: dict) -> bool:
     keys = set(saved) | set(config)
     return all(saved.get(k, _DEFAULTS.get(k)) == config.get(k) for k in keys - {"device", "out"})
@@ -74,19 +114,17 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
           on_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Trains a model into ``cfg.out``; resumes from its checkpoint when the config is unchanged."""
     ds = Dataset(cfg.dataset)
-    ids = ds.ids(cfg.split)
-    if not ids:
-        raise NoisySegError(f"split '{cfg.split}' of {cfg.dataset} lists no image")
+    per_split = split_ids(ds, cfg.split)
+    ids = [i for split in per_split.values() for i in split]
     if cfg.folds > 1:
-        held_out = set(fold_block(ids, cfg.folds, cfg.fold))
+        held_out = set(held_out_ids(per_split, cfg.folds, cfg.fold))
         ids = [i for i in ids if i not in held_out]
     from noisyseg.plugins import get_model
 
     model_params = get_model(cfg.model).resolve(cfg.model_params)
     config = asdict(cfg) | {"model_params": model_params, "num_classes": ds.num_classes, "classes": ds.classes,
                             "dataset": str(Path(cfg.dataset).resolve()),
-                            "labels": str(Path(cfg.labels).resolve()) if cfg.labels else None,
-                            "weights": str(Path(cfg.weights).resolve()) if cfg.weights else None}
+                            "labels": _resolved(cfg.labels), "weights": _resolved(cfg.weights)}
     out = Path(cfg.out)
     config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
     if out.exists() and any(out.iterdir()) and not force:
@@ -106,7 +144,7 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD([{"params": params_decay, "weight_decay": cfg.weight_decay},
                                  {"params": params_other, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
-    samples = SegmentationSamples(ds, ids, cfg.labels, cfg.weights, cfg.crop_size, (cfg.scale_min, cfg.scale_max),
+    samples = SegmentationSamples(ds, ids, per_image(cfg.labels, per_split), per_image(cfg.weights, per_split), cfg.crop_size, (cfg.scale_min, cfg.scale_max),
                                   seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter,
                                   normalisation=cfg.normalisation)
     batch_size = min(cfg.batch_size, len(ids))
@@ -160,19 +198,21 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
 def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
                 on_fold: Callable[[int], None] | None = None) -> list[dict]:
     """K-fold training for out-of-fold predictions: ``cfg.out/fold<k>`` is a complete run trained
-    without the k-th contiguous block of the split, and ``cfg.out/folds.json`` lists the blocks.
+    without the k-th contiguous block of the split (of each split, when several are named), and
+    ``cfg.out/folds.json`` lists the blocks.
     ``noisyseg predict`` on ``cfg.out`` then gives each held-out image its own fold's prediction
     (not fitted on it: honest probabilities for calibration) and every other image the mean of
     the folds. Each fold resumes like a single run."""
     if cfg.folds < 2:
         raise NoisySegError(f"train_folds: folds must be >= 2, got {cfg.folds}")
     ds = Dataset(cfg.dataset)
-    ids = ds.ids(cfg.split)
-    if len(ids) < cfg.folds:
-        raise NoisySegError(f"split '{cfg.split}' of {cfg.dataset} has {len(ids)} images, fewer than {cfg.folds} folds")
+    per_split = split_ids(ds, cfg.split)
+    for name, ids in per_split.items():
+        if len(ids) < cfg.folds:
+            raise NoisySegError(f"split '{name}' of {cfg.dataset} has {len(ids)} images, fewer than {cfg.folds} folds")
     out = Path(cfg.out)
     index = {"folds": cfg.folds, "split": cfg.split,
-             "held_out": {f"fold{k}": fold_block(ids, cfg.folds, k) for k in range(cfg.folds)}}
+             "held_out": {f"fold{k}": held_out_ids(per_split, cfg.folds, k) for k in range(cfg.folds)}}
     index_path = out / FOLDS_FILE
     if index_path.is_file() and not force and json.loads(index_path.read_text()) != index:
         raise OutputExistsError(out, "a fold set of another split or fold count")
