@@ -1,8 +1,10 @@
 """Label correction on CamVid after the detection chain: every correction strategy, one table.
 
-Rows: the noisy labels and the cleaned (detect) labels for reference, then each strategy's
-corrected labels: mIoU, precision (pixel accuracy over labelled pixels) and coverage against the
-ground truth, and seconds per image (strategy work: SLIC, graph, train, predict, CRF; not I/O).
+Rows: the noisy labels, the clean model's argmax and the cleaned (detect) labels for reference,
+then each strategy's corrected labels: mIoU, precision (pixel accuracy over labelled pixels) and
+coverage against the ground truth, accuracy on the holes of the input (the pixels a corrector
+fills; for the reference rows, how often they are right there), and seconds per image (strategy
+work: SLIC, graph, train, predict, CRF; not I/O).
 
     .venv/bin/python bench/correct.py [--limit 40] [--strategies gat,gcn,nearest,crf,...]
         [--root out/camvid] [--threads 2] [--oracle] [--per-class]
@@ -31,20 +33,36 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from noisyseg.io import Dataset, LabelDir  # noqa: E402
+from noisyseg.io import Dataset, LabelDir, ProbsDir  # noqa: E402
 from noisyseg.metrics import LabelQuality  # noqa: E402
 from noisyseg.pipeline.correct import correct  # noqa: E402
 
 DEFAULT = ["nearest", "crf", "gat", "gat+crf", "gcn", "prototype", "mllc"]
 
 
-def label_quality(ds: Dataset, ids: list[str], labels: Path) -> dict:
+def quality(ds: Dataset, ids: list[str], read, holes: LabelDir) -> tuple[dict, float]:
+    """Label quality of ``read(image_id, size) -> (H, W) labels`` against the ground truth, and
+    their accuracy on the input's holes (the pixels a corrector has to fill)."""
     q = LabelQuality(ds.num_classes, ds.classes)
-    d = LabelDir(labels)
+    right = total = 0
     for image_id in ids:
         size = ds.image_size(image_id)
-        q.update(ds.load_mask(image_id, size), d.read(image_id, ds.num_classes, size))
-    return q.summary()
+        gt, labels = ds.load_mask(image_id, size), read(image_id, size)
+        q.update(gt, labels)
+        hole = (holes.read(image_id, ds.num_classes, size) == 255) & (gt != 255)
+        right += int((labels[hole] == gt[hole]).sum())
+        total += int(hole.sum())
+    return q.summary(), right / total if total else float("nan")
+
+
+def from_dir(ds: Dataset, path: Path):
+    d = LabelDir(path)
+    return lambda image_id, size: d.read(image_id, ds.num_classes, size)
+
+
+def argmax_of(ds: Dataset, probs: Path):
+    d = ProbsDir(probs)
+    return lambda image_id, size: d.read(image_id, ds.num_classes, size).argmax(0)
 
 
 def oracle_labels(ds: Dataset, ids: list[str], labels: Path, out: Path) -> Path:
@@ -104,19 +122,22 @@ def main() -> None:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         if args.oracle:
             cleaned = oracle_labels(ds, ids, cleaned, Path(tmp) / "oracle")
-        inputs = (("noisy labels", noisy), ("cleaned labels (input)" + (", oracle" if args.oracle else ""), cleaned))
-        for name, path in inputs:
-            q = label_quality(ds, ids, path)
-            rows.append([name, q["miou"], q["precision"], q["coverage"], float("nan")])
+        holes = LabelDir(cleaned)
+
+        def add_row(name: str, read, seconds: float = float("nan"), fills_holes: bool = True) -> None:
+            q, hole_acc = quality(ds, ids, read, holes)
+            rows.append([name, q["miou"], q["precision"], q["coverage"], hole_acc if fills_holes else float("nan"), seconds])
             per_class.append([name, *q["per_class_iou"].values()])
+
+        add_row("noisy labels", from_dir(ds, noisy))
+        add_row("clean model's argmax", argmax_of(ds, probs))
+        add_row("cleaned labels (input)" + (", oracle" if args.oracle else ""), from_dir(ds, cleaned), fills_holes=False)
         for entry in args.strategies.split(","):
             name, _, extra = entry.partition("+")
             report = correct(args.data, args.split, cleaned, name, Path(tmp) / entry.replace("+", "_"),
                              features=features, probs=probs, params=params.get(name), crf=extra == "crf",
                              device=args.device, batch_size=args.batch_size, ids=ids)
-            q = report["corrected_label_quality"]
-            rows.append([entry, q["miou"], q["precision"], q["coverage"], report["seconds_per_image"]])
-            per_class.append([entry, *q["per_class_iou"].values()])
+            add_row(entry, from_dir(ds, Path(tmp) / entry.replace("+", "_")), report["seconds_per_image"])
             t = report["timings"]
             console.print(f"{entry}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), style="dim")
     title = f"correct {args.split}, {len(ids)} images{', oracle seeds' if args.oracle else ''}"
@@ -124,7 +145,7 @@ def main() -> None:
         console.print(table(f"{title}: IoU per class", ["labels", *(c[:6] for c in ds.classes)],
                             [[r[0].split(" (")[0], *("-" if v is None else f"{v:.2f}" for v in r[1:])] for r in per_class]))
     console.print(table(f"{title}, torch threads {torch.get_num_threads()}",
-                        ["labels", "mIoU", "precision", "coverage", "s/image"], rows))
+                        ["labels", "mIoU", "precision", "coverage", "hole accuracy", "s/image"], rows))
 
 
 if __name__ == "__main__":
