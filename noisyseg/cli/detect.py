@@ -19,6 +19,10 @@ def register(app: typer.Typer) -> None:
         param: List[str] = typer.Option([], "-p", "--param", help="Strategy parameter key=value (repeatable)."),
         out: Path = typer.Option(..., "--out", help="Label dir to write; flagged pixels become 255."),
         scores: bool = typer.Option(False, "--scores", help="Also write scores/<id>.npy float16 noise scores."),
+        spare_blind: float = typer.Option(0.0, "--spare-blind", min=0.0, max=1.0,
+                                          help="Never flag the pixels of a class the model's argmax agrees with on fewer "
+                                               "than this share of its noisy pixels over the split: a class the model "
+                                               "barely predicts cannot be judged by it (0 = off; e.g. 0.25)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per batch."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Overwrite instead of resuming."),
@@ -31,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from noisyseg.strategies.spec import parse_assignments
 
         report = detect(dataset, split, labels, probs, strategy, out, params=parse_assignments(param), scores=scores,
-                        device=device, batch_size=batch_size, force=force, track=ui.track)
+                        device=device, batch_size=batch_size, force=force, track=ui.track, spare_blind=spare_blind)
         if as_json:
             ui.print_json(report)
             return
@@ -40,6 +44,9 @@ def register(app: typer.Typer) -> None:
             ui.out.print(ui.table(f"θ calibration on '{fitted['calibrate_split']}' (target precision {fitted['target_precision']})",
                                   ["θ", "kept precision", "coverage"],
                                   [[c["theta"], c["precision"], c["coverage"]] for c in fitted["curve"]]))
+        if "spare_blind" in fitted:
+            spared = fitted["spare_blind"]["spared_classes"]
+            ui.out.print(f"spared (model agrees on < {spare_blind:g} of their pixels): {', '.join(spared) or 'none'}")
         ui.out.print(ui.table(f"detect {split} ({strategy}) -> {out}", ["images", "flagged share", "seconds"],
                               [[report["images"], report["flagged_share"], report["timings"].get("detect", 0.0)]]))
         if "detection_quality" in report:

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from noisyseg.errors import InputError
+from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
 from noisyseg.io.dirs import save_npy
 from noisyseg.metrics import DetectionQuality, LabelQuality
@@ -48,10 +48,33 @@ def iter_batches(ds: Dataset, ids: list[str], labels: LabelDir, probs: ProbsDir,
         yield Batch(chunk, torch.from_numpy(p).to(device), torch.from_numpy(lab).to(device), gt)
 
 
+def class_agreement(batches: Iterator[Batch], num_classes: int) -> torch.Tensor:
+    """``(C,)`` float64: for each class, the share of its noisy pixels where the model's argmax is
+    that class (NaN for a class no pixel carries)."""
+    from noisyseg.ops.label_confidence import label_confidence
+
+    agree = labelled = None
+    for batch in batches:
+        best = label_confidence(batch.probs, batch.labels).best
+        valid = (batch.labels >= 0) & (batch.labels < num_classes)
+        lab = batch.labels[valid]
+        a = torch.bincount(lab[best[valid] == lab], minlength=num_classes).double()
+        n = torch.bincount(lab, minlength=num_classes).double()
+        agree, labelled = (a, n) if agree is None else (agree + a, labelled + n)
+    if agree is None:
+        return torch.full((num_classes,), float("nan"), dtype=torch.float64)
+    return (agree / labelled).cpu()
+
+
 def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Path, strategy: str, out: str | Path,
            params: dict | None = None, scores: bool = False, device: str = "auto", batch_size: int = 8,
-           force: bool = False, track: Track = no_track) -> dict:
-    """Runs detection strategy ``strategy`` over ``split``; returns the report (also out/report.json)."""
+           force: bool = False, track: Track = no_track, spare_blind: float = 0.0) -> dict:
+    """Runs detection strategy ``strategy`` over ``split``; returns the report (also out/report.json).
+
+    ``spare_blind`` > 0: a class whose noisy pixels the model's argmax agrees with on fewer than
+    this share over the split is one the model cannot judge (it barely predicts it); its pixels are
+    never flagged (a pass over the split first; the report lists the classes and agreements).
+    """
     from noisyseg.plugins import get_strategy
 
     ds = Dataset(dataset)
@@ -63,6 +86,10 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
     dev = select_device(device)
     run_params = {"dataset": str(Path(dataset).resolve()), "labels": str(Path(labels).resolve()),
                   "probs": str(Path(probs).resolve()), "strategy": strategy, "params": resolved, "scores": scores}
+    if spare_blind:
+        if not 0 < spare_blind <= 1:
+            raise ParameterError(f"--spare-blind: expected a share in (0, 1], found {spare_blind:g}")
+        run_params["spare_blind"] = spare_blind
     output = OutputDir(out, "detect", run_params, force)
     run_params["split"] = split
     cleaned, score_dir = LabelDir(out), Path(out) / "scores"
@@ -75,6 +102,13 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
     )
     with timer("fit"):
         fitted = detector.fit(ctx)
+        spared = None
+        if spare_blind:
+            agreement = class_agreement(ctx.batches(), ds.num_classes)
+            spared = (agreement < spare_blind).to(dev)  # NaN (class absent) compares False
+            fitted = {**fitted, "spare_blind": {
+                "class_agreement": {n: (None if v != v else v) for n, v in zip(ds.classes, agreement.tolist())},
+                "spared_classes": [n for n, b in zip(ds.classes, spared.tolist()) if b]}}
 
     has_gt = all(ds.has_mask(i) for i in ids)
     quality = DetectionQuality() if has_gt else None
@@ -105,6 +139,8 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         with timer("detect"):
             result = detector.detect(batch.probs, batch.labels)
             flags = result.flags & (batch.labels != IGNORE)
+            if spared is not None:
+                flags &= ~spared[batch.labels.clamp(max=ds.num_classes - 1)]
             clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels)
             clean_np = clean.to(torch.uint8).cpu().numpy()
             score = result.scores.half().cpu().numpy() if scores else None
