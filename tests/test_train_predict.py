@@ -138,9 +138,13 @@ def test_input_scale_and_jitter(shapes, tmp_path):
 
 
 def test_train_cli_scale_range_error(cli, shapes, tmp_path):
+    from conftest import assert_one_line_error
+
     for bad in ("2,1", "1"):
         result = cli("train", shapes, "--split", "strong", "--out", tmp_path / "r", "--scale-range", bad)
-        assert result.code == 2 and "--scale-range" in result.err and "Traceback" not in result.err
+        assert_one_line_error(result, "--scale-range", f"found '{bad}'")
+    result = cli("train", shapes, "--split", "strong", "--out", tmp_path / "r", "--normalisation", "none")
+    assert_one_line_error(result, "--normalisation", "found 'none'")
     assert not (tmp_path / "r").exists()
 
 

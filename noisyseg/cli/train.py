@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
         scale_min, scale_max = _scale_range(scale_range)
         if normalisation not in ("imagenet", "image"):
-            raise typer.BadParameter(f"expected imagenet or image, found '{normalisation}'", param_hint="--normalisation")
+            raise ParameterError(f"--normalisation: expected imagenet or image, found '{normalisation}'")
         if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
             raise ParameterError(f"--split: expected distinct split names without '+', found {', '.join(split)}")
         cfg = TrainConfig(dataset=str(dataset), split="+".join(split), out=str(out),
@@ -100,14 +100,12 @@ def _per_split(entries: list[str], splits: list[str], option: str) -> str | dict
 
 
 def _scale_range(text: str) -> tuple[float, float]:
-    import typer
-
     try:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"expected LO,HI (two numbers), found '{text}'", param_hint="--scale-range") from None
+        raise ParameterError(f"--scale-range: expected LO,HI (two numbers), found '{text}'") from None
     if not 0 < lo <= hi:
-        raise typer.BadParameter(f"expected 0 < LO <= HI, found '{text}'", param_hint="--scale-range")
+        raise ParameterError(f"--scale-range: expected 0 < LO <= HI, found '{text}'")
     return lo, hi
 
 
