@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import ExitStack
 import tempfile
 from pathlib import Path
 
@@ -118,8 +117,7 @@ def main() -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     rows, per_class = [], []
-    with ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+    with tempfile.TemporaryDirectory() as tmp:
         if args.oracle:
             cleaned = oracle_labels(ds, ids, cleaned, Path(tmp) / "oracle")
         holes = LabelDir(cleaned)
