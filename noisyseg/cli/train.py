@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
         normalisation: str = typer.Option("imagenet", "--normalisation",
                                           help="Input normalisation: imagenet (fixed mean/std) or image (each image's own "
                                                "channel mean/std, which removes global exposure differences)."),
+        class_balance: str = typer.Option("none", "--class-balance",
+                                          help="none, or median: weigh each class's pixels by median frequency / its "
+                                               "frequency (Eigen & Fergus), so thin rare classes are not drowned out."),
         folds: int = typer.Option(1, "--folds", min=1, max=20,
                                   help="K > 1: train K models, each without one contiguous block of the split, into "
                                        "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "
@@ -55,6 +58,8 @@ def register(app: typer.Typer) -> None:
         scale_min, scale_max = _scale_range(scale_range)
         if normalisation not in ("imagenet", "image"):
             raise ParameterError(f"--normalisation: expected imagenet or image, found '{normalisation}'")
+        if class_balance not in ("none", "median"):
+            raise ParameterError(f"--class-balance: expected none or median, found '{class_balance}'")
         if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
             raise ParameterError(f"--split: expected distinct split names without '+', found {', '.join(split)}")
         cfg = TrainConfig(dataset=str(dataset), split="+".join(split), out=str(out),
@@ -62,7 +67,7 @@ def register(app: typer.Typer) -> None:
                           model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
-                          jitter=jitter, normalisation=normalisation, folds=folds, seed=seed, device=device)
+                          jitter=jitter, normalisation=normalisation, class_balance=class_balance, folds=folds, seed=seed, device=device)
         reports = _train_with_progress(cfg, force)
         rows = []
         for k, report in enumerate(reports):

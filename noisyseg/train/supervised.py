@@ -1,6 +1,7 @@
 """Supervised training with ignore 255 and optional per-pixel weights; resumable per epoch.
 
-Loss: weighted CE over the labelled pixels, plus (when the model has an image classifier)
+Loss: weighted CE over the labelled pixels (per-pixel weights, times median-frequency class
+weights with ``class_balance="median"``), plus (when the model has an image classifier)
 ``cls_weight`` x multi-label BCE on image tags. SGD with momentum, poly learning-rate decay.
 """
 
@@ -17,8 +18,10 @@ import torch.nn.functional as F
 from noisyseg.errors import NoisySegError, OutputExistsError
 from noisyseg.io import Dataset
 from noisyseg.io.atomic import write_json
+from noisyseg.io.lock import has_files, locked
 from noisyseg.losses import weighted_cross_entropy
 from noisyseg.pipeline.common import Timer, environment, select_device
+from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from noisyseg.train.data import SegmentationSamples, poly_lr
 
@@ -47,6 +50,7 @@ class TrainConfig:
     input_scale: float = 1.0
     jitter: float = 0.0
     normalisation: str = "imagenet"
+    class_balance: str = "none"
     folds: int = 1
     fold: int = 0
     cls_weight: float = 0.1
@@ -59,7 +63,9 @@ StepHook = Callable[[int, int, int, float], None]
 
 
 # Options added after a run was written take these values in its saved config.
-_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "folds": 1, "fold": 0}
+_DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "class_balance": "none", "folds": 1,
+             "fold": 0}
+CLASS_BALANCES = ("none", "median")
 
 
 def fold_block(ids: list[str], folds: int, fold: int) -> list[str]:
@@ -113,6 +119,8 @@ def _same_run(saved: dict, config: dict) -> bool:
 def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
           on_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Trains a model into ``cfg.out``; resumes from its checkpoint when the config is unchanged."""
+    if cfg.class_balance not in CLASS_BALANCES:
+        raise NoisySegError(f"class_balance must be one of {', '.join(CLASS_BALANCES)}, got '{cfg.class_balance}'")
     ds = Dataset(cfg.dataset)
     per_split = split_ids(ds, cfg.split)
     ids = [i for split in per_split.values() for i in split]
@@ -126,12 +134,20 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
                             "dataset": str(Path(cfg.dataset).resolve()),
                             "labels": _resolved(cfg.labels), "weights": _resolved(cfg.weights)}
     out = Path(cfg.out)
-    config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
-    if out.exists() and any(out.iterdir()) and not force:
+    config_path = out / "config.json"
+    if out.exists() and has_files(out) and not force:
         saved = json.loads(config_path.read_text()) if config_path.is_file() else None
         if saved is None or not _same_run(saved, config):
             raise OutputExistsError(out, "a run with another configuration" if saved else "files not written by noisyseg train")
-    out.mkdir(parents=True, exist_ok=True)
+    with locked(out, "noisyseg train"):
+        return _train(cfg, ds, per_split, ids, config, force, on_step, on_epoch)
+
+
+def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: list[str], config: dict, force: bool,
+           on_step: StepHook | None, on_epoch: Callable[[int, float], None] | None) -> dict:
+    """The body of :func:`train`, run while holding the run directory's lock."""
+    out = Path(cfg.out)
+    config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
     if force:
         for p in (ckpt_path, model_path):
             p.unlink(missing_ok=True)
@@ -147,6 +163,10 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     samples = SegmentationSamples(ds, ids, per_image(cfg.labels, per_split), per_image(cfg.weights, per_split), cfg.crop_size, (cfg.scale_min, cfg.scale_max),
                                   seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter,
                                   normalisation=cfg.normalisation)
+    class_weights = None
+    if cfg.class_balance == "median":  # from the labels this run learns (each fold its own)
+        counts = class_pixel_counts((samples.load(i)[1] for i in ids), ds.num_classes)
+        class_weights = median_frequency_weights(*counts).to(device)
     batch_size = min(cfg.batch_size, len(ids))
     steps_per_epoch = max(1, len(ids) // batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -173,7 +193,10 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 out_dict = model(images)
-                loss = weighted_cross_entropy(out_dict["logits"], labels, weights if cfg.weights else None)
+                if class_weights is not None:
+                    weights = weights * class_weights[labels.clamp(max=ds.num_classes - 1)]
+                loss = weighted_cross_entropy(out_dict["logits"], labels,
+                                              weights if cfg.weights or class_weights is not None else None)
                 if cfg.cls_weight > 0 and "class_logits" in out_dict:
                     loss = loss + cfg.cls_weight * F.binary_cross_entropy_with_logits(out_dict["class_logits"], tags)
                 optimizer.zero_grad(set_to_none=True)
@@ -190,7 +213,8 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
             on_epoch(epoch, history[-1])
     save_checkpoint(model_path, {"model": model.state_dict()})
     report = {"command": "train", "config": config, "epochs": cfg.epochs, "resumed_from_epoch": start_epoch,
-              "loss_per_epoch": history, "timings": timer.seconds, "device": str(device), "versions": environment()}
+              "loss_per_epoch": history, "timings": timer.seconds,
+              "class_weights": None if class_weights is None else dict(zip(ds.classes, class_weights.tolist())), "device": str(device), "versions": environment()}
     write_json(out / "report.json", report)
     return report
 
