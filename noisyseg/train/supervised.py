@@ -214,7 +214,8 @@ def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: 
     save_checkpoint(model_path, {"model": model.state_dict()})
     report = {"command": "train", "config": config, "epochs": cfg.epochs, "resumed_from_epoch": start_epoch,
               "loss_per_epoch": history, "timings": timer.seconds,
-              "class_weights": None if class_weights is None else dict(zip(ds.classes, class_weights.tolist())), "device": str(device), "versions": environment()}
+              "class_weights": None if class_weights is None else dict(zip(ds.classes, class_weights.tolist())),
+              "device": str(device), "versions": environment()}
     write_json(out / "report.json", report)
     return report
 
