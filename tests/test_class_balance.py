@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from noisyseg.errors import NoisySegError
 from noisyseg.io import Dataset
 from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.supervised import TrainConfig, train
@@ -44,7 +45,7 @@ def test_train_with_median_balancing(shapes, tmp_path):
     assert not np.allclose(balanced["loss_per_epoch"], plain["loss_per_epoch"])
     config = json.loads((tmp_path / "balanced" / "config.json").read_text())
     assert config["class_balance"] == "median"
-    with pytest.raises(Exception, match="class_balance"):
+    with pytest.raises(NoisySegError, match="class_balance"):
         train(_cfg(shapes, tmp_path / "bad", class_balance="inverse"))
 
 

@@ -53,13 +53,13 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command resumes from the last finished epoch."""
         from noisyseg.cli import ui
         from noisyseg.strategies.spec import parse_assignments
-        from noisyseg.train.supervised import TrainConfig
+        from noisyseg.train.supervised import CLASS_BALANCES, TrainConfig
 
         scale_min, scale_max = _scale_range(scale_range)
         if normalisation not in ("imagenet", "image"):
             raise ParameterError(f"--normalisation: expected imagenet or image, found '{normalisation}'")
-        if class_balance not in ("none", "median"):
-            raise ParameterError(f"--class-balance: expected none or median, found '{class_balance}'")
+        if class_balance not in CLASS_BALANCES:
+            raise ParameterError(f"--class-balance: expected {' or '.join(CLASS_BALANCES)}, found '{class_balance}'")
         if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
             raise ParameterError(f"--split: expected distinct split names without '+', found {', '.join(split)}")
         cfg = TrainConfig(dataset=str(dataset), split="+".join(split), out=str(out),

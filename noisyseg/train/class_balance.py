@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IGNORE = 255
-
 
 def class_pixel_counts(labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """``labels``: an iterable of ``(H, W)`` integer masks (255 = ignore).
