@@ -26,7 +26,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python $(SOURCES)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" ninja pybind11 "setuptools>=68" wheel
-	$(BIN)/python -m pip install -q --no-build-isolation -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-build-isolation -e '.[dev,backbones]'
 	touch $@
 
 clean:

@@ -28,7 +28,7 @@ def test_counts_and_weights_on_hand_made_masks():
 
 
 def _cfg(shapes, out, **kw):
-    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model_params=TINY, epochs=2,
+    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model="deeplabv3plus", model_params=TINY, epochs=2,
                        batch_size=4, crop_size=32, device="cpu", **kw)
 
 
@@ -66,7 +66,7 @@ def test_train_cli_class_balance(cli, shapes, tmp_path):
     assert not (tmp_path / "r").exists()
     result = cli("train", shapes, "--split", "strong", "--out", tmp_path / "ok", "--epochs", "1", "--batch-size", "4",
                  "--crop-size", "32", "--device", "cpu", "--class-balance", "median",
-                 *[a for k, v in TINY.items() for a in ("-p", f"{k}={v}")])
+                 "--model", "deeplabv3plus", *[a for k, v in TINY.items() for a in ("-p", f"{k}={v}")])
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "ok" / "report.json").read_text())
     assert report["config"]["class_balance"] == "median" and len(report["class_weights"]) == 5

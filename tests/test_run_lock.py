@@ -10,7 +10,7 @@ TINY = {"width": "8", "depth": "1,1,1,1", "feature_dim": "16"}
 
 
 def _cfg(shapes, out):
-    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model_params=TINY, epochs=1,
+    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model="deeplabv3plus", model_params=TINY, epochs=1,
                        batch_size=4, crop_size=32, device="cpu")
 
 

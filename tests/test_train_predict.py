@@ -38,7 +38,7 @@ def test_weighted_cross_entropy():
 
 
 def _cfg(shapes, out, **kw):
-    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model_params=TINY, epochs=3,
+    return TrainConfig(dataset=str(shapes), split="strong", out=str(out), model="deeplabv3plus", model_params=TINY, epochs=3,
                        batch_size=4, crop_size=32, device="cpu", **kw)
 
 
@@ -87,7 +87,7 @@ def test_train_cli_errors(cli, shapes, tmp_path):
     from conftest import assert_one_line_error
 
     base = ["train", shapes, "--split", "strong", "--out", tmp_path / "r", "--epochs", "1", "--device", "cpu"]
-    assert_one_line_error(cli(*base, "-p", "width=2"), "width", "found 2")
+    assert_one_line_error(cli(*base, "--model", "deeplabv3plus", "-p", "width=2"), "width", "found 2")
     assert_one_line_error(cli(*base, "--model", "unet"), "unknown model strategy 'unet'", "deeplabv3plus")
     assert_one_line_error(cli(*base, "--labels", tmp_path / "none"), "none", "no such directory")
     assert_one_line_error(cli("predict", tmp_path / "nothing", shapes, "--split", "weak", "--out", tmp_path / "p"),
@@ -156,7 +156,7 @@ def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
     assert fold_block(ids, 2, 0) + fold_block(ids, 2, 1) == ids and len(fold_block(ids, 3, 2)) >= 2
     run = tmp_path / "folds"
     base = ["train", shapes, "--split", "strong", "--out", run, "--epochs", "2", "--batch-size", "4",
-            "--crop-size", "32", "--device", "cpu", "-p", "width=8", "-p", "depth=1,1,1,1", "-p", "feature_dim=16"]
+            "--crop-size", "32", "--device", "cpu", "--model", "deeplabv3plus", "-p", "width=8", "-p", "depth=1,1,1,1", "-p", "feature_dim=16"]
     result = cli(*base, "--folds", "2")
     assert result.code == 0, result
     index = json.loads((run / "folds.json").read_text())
@@ -208,7 +208,7 @@ def test_train_on_two_splits_with_their_own_labels(cli, shapes, shapes_chain, tm
 
     run = tmp_path / "run"
     result = cli("train", shapes, "--split", "strong", "--split", "weak", "--labels", f"weak={noisy}",
-                 "--out", run, "--epochs", "1", "--folds", "2", "--crop-size", "32", "-p", "width=8",
+                 "--out", run, "--epochs", "1", "--folds", "2", "--crop-size", "32", "--model", "deeplabv3plus", "-p", "width=8",
                  "-p", "depth=1,1,1,1", "-p", "feature_dim=16", "--device", "cpu")
     assert result.code == 0, result.err
     config = json.loads((run / "fold0" / "config.json").read_text())

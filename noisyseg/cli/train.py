@@ -33,9 +33,13 @@ def register(app: typer.Typer) -> None:
                                           help="Resize every image by this factor first; predict uses the same (0.5 trains ~4x faster)."),
         jitter: float = typer.Option(0.0, "--jitter", min=0.0, max=0.9,
                                      help="Colour jitter strength: brightness, contrast, saturation, gamma factors in [1-j, 1+j]."),
-        normalisation: str = typer.Option("imagenet", "--normalisation",
-                                          help="Input normalisation: imagenet (fixed mean/std) or image (each image's own "
-                                               "channel mean/std, which removes global exposure differences)."),
+        normalisation: str = typer.Option("model", "--normalisation",
+                                          help="Input normalisation: model (what the model's weights expect: tf for "
+                                               "EfficientNet-Lite, imagenet for deeplabv3plus), imagenet (fixed mean/std), "
+                                               "tf (2x - 1) or image (each image's own channel mean/std)."),
+        backbone_lr: float = typer.Option(0.1, "--backbone-lr", min=0.0,
+                                          help="Learning-rate multiplier of the model's pretrained backbone (the head "
+                                               "learns at --lr, the backbone at --lr x this)."),
         class_balance: str = typer.Option("none", "--class-balance",
                                           help="none, or median: weigh each class's pixels by median frequency / its "
                                                "frequency (Eigen & Fergus), so thin rare classes are not drowned out."),
@@ -43,7 +47,9 @@ def register(app: typer.Typer) -> None:
                                   help="K > 1: train K models, each without one contiguous block of the split, into "
                                        "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "
                                        "probabilities (honest for calibration) and other images the folds' mean."),
-        model: str = typer.Option("deeplabv3plus", "--model", help="Model name (see 'noisyseg plugins')."),
+        model: str = typer.Option("efficientnet-lite0", "--model",
+                                  help="Model name (see 'noisyseg plugins'): efficientnet-lite0/1/2 (ImageNet-pretrained) "
+                                       "or deeplabv3plus (from scratch)."),
         model_param: List[str] = typer.Option([], "-p", "--param", help="Model parameter key=value (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Seed."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -53,11 +59,12 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command resumes from the last finished epoch."""
         from noisyseg.cli import ui
         from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.train.data import NORMALISATIONS
         from noisyseg.train.supervised import CLASS_BALANCES, TrainConfig
 
         scale_min, scale_max = _scale_range(scale_range)
-        if normalisation not in ("imagenet", "image"):
-            raise ParameterError(f"--normalisation: expected imagenet or image, found '{normalisation}'")
+        if normalisation not in ("model", *NORMALISATIONS):
+            raise ParameterError(f"--normalisation: expected model, {', '.join(NORMALISATIONS)}, found '{normalisation}'")
         if class_balance not in CLASS_BALANCES:
             raise ParameterError(f"--class-balance: expected {' or '.join(CLASS_BALANCES)}, found '{class_balance}'")
         if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
@@ -67,7 +74,7 @@ def register(app: typer.Typer) -> None:
                           model=model,
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
-                          jitter=jitter, normalisation=normalisation, class_balance=class_balance, folds=folds, seed=seed, device=device)
+                          jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr, class_balance=class_balance, folds=folds, seed=seed, device=device)
         reports = _train_with_progress(cfg, force)
         rows = []
         for k, report in enumerate(reports):

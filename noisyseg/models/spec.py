@@ -13,7 +13,8 @@ class ModelSpec:
     """A registered model constructor.
 
     ``factory(num_classes=C, **params)`` must return an ``nn.Module`` whose ``forward(images)``
-    takes ``(B, 3, H, W)`` float images normalised to zero mean / unit std and returns a dict with
+    takes ``(B, 3, H, W)`` float images normalised as ``normalisation`` says (``imagenet``: ImageNet
+    channel mean/std; ``tf``: 2x - 1 for x in [0, 1], what TensorFlow-trained weights expect) and returns a dict with
     ``"logits"`` ``(B, C, H, W)`` at input resolution and ``"features"`` ``(B, D, h, w)`` at the
     network's output stride, and which exposes ``feature_dim`` (D) and ``feature_stride``.
     """
@@ -22,6 +23,7 @@ class ModelSpec:
     summary: str
     factory: Callable[..., Any]
     params: tuple[Param, ...] = field(default_factory=tuple)
+    normalisation: str = "imagenet"
 
     def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validated constructor parameters: defaults overridden by ``given``."""

@@ -30,7 +30,8 @@ def demo(workdir: str | Path, epochs: int = 25, device: str = "auto", track: Tra
         status(f"corrupt: noisy labels for {split}")
         corrupt(data, split, work / "noisy", seed=0, track=track)
     status("train: clean model on the strong split's ground truth")
-    cfg = TrainConfig(dataset=str(data), split="strong", out=str(work / "runs" / "clean"), model_params=DEMO_MODEL,
+    cfg = TrainConfig(dataset=str(data), split="strong", out=str(work / "runs" / "clean"), model="deeplabv3plus",
+                      model_params=DEMO_MODEL,
                       epochs=epochs, batch_size=8, lr=0.02, crop_size=96, device=device)
     trained = train(cfg, on_step=on_step)
     for split in ("strong", "weak"):

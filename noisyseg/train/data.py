@@ -20,17 +20,21 @@ def to_unit(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
 
 
-NORMALISATIONS = ("imagenet", "image")
+NORMALISATIONS = ("imagenet", "tf", "image")
 
 
 def normalise(image: np.ndarray | torch.Tensor, mode: str = "imagenet") -> torch.Tensor:
     """``(H, W, 3)`` uint8, or ``(..., 3, H, W)`` float in [0, 1] -> float32 ``(..., 3, H, W)``.
 
-    ``imagenet``: the fixed ImageNet channel mean/std. ``image``: each image's own channel mean
-    and std, which removes global exposure and colour-cast differences between images."""
+    ``imagenet``: the fixed ImageNet channel mean/std. ``tf``: 2x - 1, i.e. (v - 127.5) / 127.5 on
+    0-255 values, what TensorFlow-trained weights (EfficientNet-Lite) expect. ``image``: each
+    image's own channel mean and std, which removes global exposure and colour-cast differences
+    between images."""
     t = image if isinstance(image, torch.Tensor) else to_unit(image)
     if mode == "imagenet":
         return (t - MEAN) / STD
+    if mode == "tf":
+        return t * 2 - 1
     if mode == "image":
         mean = t.mean((-2, -1), keepdim=True)
         std = t.std((-2, -1), keepdim=True)

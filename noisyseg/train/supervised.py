@@ -23,7 +23,7 @@ from noisyseg.losses import weighted_cross_entropy
 from noisyseg.pipeline.common import Timer, environment, select_device
 from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
-from noisyseg.train.data import SegmentationSamples, poly_lr
+from noisyseg.train.data import NORMALISATIONS, SegmentationSamples, poly_lr
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TrainConfig:
     out: str
     labels: str | dict | None = None
     weights: str | dict | None = None
-    model: str = "deeplabv3plus"
+    model: str = "efficientnet-lite0"
     model_params: dict = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 8
@@ -49,7 +49,8 @@ class TrainConfig:
     scale_max: float = 1.25
     input_scale: float = 1.0
     jitter: float = 0.0
-    normalisation: str = "imagenet"
+    normalisation: str = "model"
+    backbone_lr: float = 0.1
     class_balance: str = "none"
     folds: int = 1
     fold: int = 0
@@ -64,8 +65,21 @@ StepHook = Callable[[int, int, int, float], None]
 
 # Options added after a run was written take these values in its saved config.
 _DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "class_balance": "none", "folds": 1,
-             "fold": 0}
+             "fold": 0, "backbone_lr": 1.0}
 CLASS_BALANCES = ("none", "median")
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float, backbone_lr: float) -> list[dict]:
+    """SGD parameter groups: weight decay on weights (not on biases and norms), and the learning
+    rate scaled by ``backbone_lr`` for parameters under ``model.backbone`` (a pretrained encoder
+    learns at a tenth of the head's rate in the semi-supervised codebases). Each group carries
+    ``lr_scale``, the factor the schedule's rate is multiplied by."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        groups.setdefault((name.startswith("backbone."), p.ndim > 1), []).append(p)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
+             "lr_scale": backbone_lr if backbone else 1.0}
+            for (backbone, decay), params in sorted(groups.items())]
 
 
 def fold_block(ids: list[str], folds: int, fold: int) -> list[str]:
@@ -129,7 +143,12 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
         ids = [i for i in ids if i not in held_out]
     from noisyseg.plugins import get_model
 
-    model_params = get_model(cfg.model).resolve(cfg.model_params)
+    spec = get_model(cfg.model)
+    model_params = spec.resolve(cfg.model_params)
+    if cfg.normalisation == "model":  # the model says what its (pretrained) weights expect
+        cfg = replace(cfg, normalisation=spec.normalisation)
+    if cfg.normalisation not in NORMALISATIONS:
+        raise NoisySegError(f"normalisation must be model or one of {', '.join(NORMALISATIONS)}, got '{cfg.normalisation}'")
     config = asdict(cfg) | {"model_params": model_params, "num_classes": ds.num_classes, "classes": ds.classes,
                             "dataset": str(Path(cfg.dataset).resolve()),
                             "labels": _resolved(cfg.labels), "weights": _resolved(cfg.weights)}
@@ -156,10 +175,8 @@ def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: 
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(config).to(device)
-    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD([{"params": params_decay, "weight_decay": cfg.weight_decay},
-                                 {"params": params_other, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay, cfg.backbone_lr), lr=cfg.lr,
+                                momentum=cfg.momentum)
     samples = SegmentationSamples(ds, ids, per_image(cfg.labels, per_split), per_image(cfg.weights, per_split), cfg.crop_size, (cfg.scale_min, cfg.scale_max),
                                   seed=cfg.seed, input_scale=cfg.input_scale, jitter=cfg.jitter,
                                   normalisation=cfg.normalisation)
@@ -191,7 +208,7 @@ def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: 
                 images, labels, weights, tags = (torch.stack(x).to(device) for x in zip(*batch))
                 lr = poly_lr(cfg.lr, epoch * steps_per_epoch + step, total_steps)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group["lr_scale"]
                 out_dict = model(images)
                 if class_weights is not None:
                     weights = weights * class_weights[labels.clamp(max=ds.num_classes - 1)]
