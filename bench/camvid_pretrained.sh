@@ -12,7 +12,7 @@
 #      by gat, (d) ground truth (the ceiling), SEEDS seeds each, scored on test.
 # Every figure is printed by `noisyseg evaluate`; bench/pretrained_table.py OUT gathers them.
 # Usage: bench/camvid_pretrained.sh [OUT] [LAB] [UNL]
-#   env: EPOCHS (clean model, 60), FINAL_EPOCHS (20), FOLDS (4), SEEDS ("0 1"), DETECT (small-loss)
+#   env: EPOCHS (clean model, 80), FINAL_EPOCHS (20), FOLDS (3), SEEDS ("0 1"), DETECT (small-loss)
 #        NOISE (labels to start from instead of the synthetic mix, e.g. a weak teacher's argmax)
 # About 90 minutes on 2 idle CPU cores with the defaults.
 set -euo pipefail
@@ -21,9 +21,9 @@ DATA=${CAMVID:-../shared/datasets/camvid}
 OUT=${1:-out/pretrained}
 LAB=${2:-strong}
 UNL=${3:-weak}
-EPOCHS=${EPOCHS:-60}
+EPOCHS=${EPOCHS:-80}
 FINAL_EPOCHS=${FINAL_EPOCHS:-20}
-FOLDS=${FOLDS:-4}
+FOLDS=${FOLDS:-3}
 SEEDS=${SEEDS:-0 1}
 DETECT=${DETECT:-small-loss}
 NS=${NOISYSEG:-.venv/bin/noisyseg}

@@ -129,7 +129,7 @@ def test_train_uses_the_model_normalisation(shapes, tmp_path):
                       crop_size=32, device="cpu", model_params={"decoder_width": "16"})
     report = train(cfg)
     assert report["config"]["model"] == "efficientnet-lite0"
-    assert report["config"]["normalisation"] == "tf" and report["config"]["backbone_lr"] == 0.1
+    assert report["config"]["normalisation"] == "tf" and report["config"]["backbone_lr"] == 0.5
     assert train(cfg)["resumed_from_epoch"] == 1  # the resolved config is the same run
     out = predict(tmp_path / "run", shapes, "weak", tmp_path / "p", features=True, device="cpu")
     assert out["feature_stride"] == 4 and out["feature_dim"] == 16

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
                                                "splits without one weigh every pixel 1."),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per step."),
-        lr: float = typer.Option(0.01, "--lr", min=0.0, help="Initial learning rate (poly decay)."),
+        lr: float = typer.Option(0.02, "--lr", min=0.0, help="Initial learning rate of the head (poly decay)."),
         crop_size: int = typer.Option(256, "--crop-size", min=16, help="Square training crop, after random scaling."),
         scale_range: str = typer.Option("0.75,1.25", "--scale-range", help="Random rescaling range LO,HI applied before cropping."),
         input_scale: float = typer.Option(1.0, "--input-scale", min=0.05, max=4.0,
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
                                           help="Input normalisation: model (what the model's weights expect: tf for "
                                                "EfficientNet-Lite, imagenet for deeplabv3plus), imagenet (fixed mean/std), "
                                                "tf (2x - 1) or image (each image's own channel mean/std)."),
-        backbone_lr: float = typer.Option(0.1, "--backbone-lr", min=0.0,
+        backbone_lr: float = typer.Option(0.5, "--backbone-lr", min=0.0,
                                           help="Learning-rate multiplier of the model's pretrained backbone (the head "
                                                "learns at --lr, the backbone at --lr x this)."),
         class_balance: str = typer.Option("none", "--class-balance",

@@ -41,7 +41,7 @@ class TrainConfig:
     model_params: dict = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 8
-    lr: float = 0.01
+    lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-4
     crop_size: int = 256
@@ -50,7 +50,7 @@ class TrainConfig:
     input_scale: float = 1.0
     jitter: float = 0.0
     normalisation: str = "model"
-    backbone_lr: float = 0.1
+    backbone_lr: float = 0.5
     class_balance: str = "none"
     folds: int = 1
     fold: int = 0
