@@ -78,3 +78,29 @@ def test_plugins_command_table(cli):
     result = cli("plugins")
     assert result.code == 0
     assert "small-loss" in result.out and "target_precision" in result.out
+
+
+def test_plugins_command_fits_80_columns():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80", "NOISYSEG_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    listing = subprocess.run([sys.executable, "-m", "noisyseg.cli.main", "plugins"], capture_output=True, text=True,
+                             env=env, check=True).stdout
+    assert max(len(line) for line in listing.splitlines()) <= 80
+    assert "small-loss" in listing and "-p theta, calibrate_split, target_precision, window" in listing
+    detail = subprocess.run([sys.executable, "-m", "noisyseg.cli.main", "plugins", "small-loss"], capture_output=True,
+                            text=True, env=env, check=True).stdout
+    assert max(len(line) for line in detail.splitlines()) <= 80
+    assert "target_precision" in detail and "0.97" in detail and "kept-label precision" in detail
+    assert "window" in detail and "odd" in detail and "gat" not in detail
+
+
+def test_plugins_command_unknown_name(cli):
+    from conftest import assert_one_line_error
+
+    result = cli("plugins", "nope")
+    assert_one_line_error(result, "found 'nope'", "small-loss", "efficientnet-lite0")
+    json_one = json.loads(cli("plugins", "gat", "--json").out)
+    assert [e["name"] for e in json_one] == ["gat"] and json_one[0]["kind"] == "correction"

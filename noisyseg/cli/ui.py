@@ -36,13 +36,15 @@ def fmt(value: Any) -> str:
     return escape(str(value))
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]], justify: str = "right") -> Table:
-    """A table whose first column is left-aligned and the others ``justify``-aligned."""
+def table(title: str, columns: list[str], rows: list[list[Any]], justify: str = "right",
+          markup: bool = False) -> Table:
+    """A table whose first column is left-aligned and the others ``justify``-aligned. Cells are
+    shown as text; with ``markup`` their strings are Rich markup (the caller escapes any text)."""
     t = Table(title=escape(title), title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(escape(c), justify="left" if i == 0 else justify)
     for row in rows:
-        t.add_row(*(fmt(v) for v in row))
+        t.add_row(*(v if markup and isinstance(v, str) else fmt(v) for v in row))
     return t
 
 
