@@ -70,6 +70,13 @@ def shapes(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("shapes") / "data", splits={"strong": 8, "weak": 8}, size=48)
 
 
+def needs_kernel(op: str):
+    """Skips a test (or a parametrised case) when the compiled kernel of ``op`` is not built."""
+    from noisyseg.ops import has_op
+
+    return pytest.mark.skipif(not has_op(op), reason=f"{op} kernel not built")
+
+
 def assert_one_line_error(result, *fragments):
     """Exit code 2, no traceback, exactly one error line on stderr, containing every fragment.
 

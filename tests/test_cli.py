@@ -103,3 +103,14 @@ def test_help_is_instant_and_explains(cli):
         assert command in result.out
     assert "theta=auto" not in result.out  # details live in the command's own help
     assert "strategy" in cli("detect", "--help").out
+
+
+def test_help_does_not_import_torch():
+    """What makes --help instant: the CLI imports torch (about a second) only inside commands."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom noisyseg.cli.main import main\nsys.argv = ['noisyseg', 'detect', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout[-300:]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from noisyseg.noise._regions import IGNORE
 
@@ -18,6 +16,9 @@ def cam_like(label: np.ndarray, rng: np.random.Generator, num_classes: int, scal
     scaled by a random factor around ``shrink`` so that foreground retreats from its borders.
     Ignore pixels stay ignore.
     """
+    import torch  # here, not at module level: the CLI imports the noise specs for --help
+    import torch.nn.functional as F
+
     H, W = label.shape
     valid = label != IGNORE
     onehot = torch.zeros(num_classes, H, W)

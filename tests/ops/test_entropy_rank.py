@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from noisyseg.ops import entropy_rank, entropy_rank_reference, has_op
+from noisyseg.ops import entropy_rank, entropy_rank_reference
 from noisyseg.ops.entropy_rank import exact_quantile
+from conftest import needs_kernel as kernel_marker
 
-needs_kernel = pytest.mark.skipif(not has_op("entropy_rank"), reason="entropy_rank kernel not built")
+needs_kernel = kernel_marker("entropy_rank")
 
 
 def naive(x: torch.Tensor, is_logits: bool, valid, q):

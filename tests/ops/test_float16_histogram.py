@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from noisyseg.ops import float16_histogram_, float16_histogram_reference_, float16_order_keys, has_op
+from noisyseg.ops import float16_histogram_, float16_histogram_reference_, float16_order_keys
 from noisyseg.metrics.detection import float16_from_keys
+from conftest import needs_kernel as kernel_marker
 
-needs_kernel = pytest.mark.skipif(not has_op("float16_histogram_"), reason="float16_histogram_ kernel not built")
+needs_kernel = kernel_marker("float16_histogram_")
 IMPLS = ["reference", pytest.param("kernel", marks=needs_kernel)]
 
 

@@ -8,10 +8,10 @@ from noisyseg.ops import (
     gat_attention_additive,
     gat_attention_additive_reference,
     gat_attention_reference,
-    has_op,
 )
+from conftest import needs_kernel as kernel_marker
 
-needs_kernel = pytest.mark.skipif(not has_op("gat_attention"), reason="gat_attention kernel not built")
+needs_kernel = kernel_marker("gat_attention")
 
 
 def make_graph(num_nodes=9, p=0.35, isolated=(3,), seed=0):

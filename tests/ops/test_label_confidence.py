@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from noisyseg.ops import has_op, label_confidence, label_confidence_reference
+from noisyseg.ops import label_confidence, label_confidence_reference
+from conftest import needs_kernel as kernel_marker
 
-needs_kernel = pytest.mark.skipif(not has_op("label_confidence"), reason="label_confidence kernel not built")
+needs_kernel = kernel_marker("label_confidence")
 
 
 def naive(probs: torch.Tensor, labels: torch.Tensor):

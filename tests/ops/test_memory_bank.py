@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import noisyseg.ops.memory_bank as mb
-from noisyseg.ops import MemoryBank, has_op
+from noisyseg.ops import MemoryBank
+from conftest import needs_kernel as kernel_marker
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-needs_kernel = pytest.mark.skipif(not has_op("memory_bank_push"), reason="memory_bank_push kernel not built")
+needs_kernel = kernel_marker("memory_bank_push")
 IMPLS = ["reference", pytest.param("kernel", marks=needs_kernel)]
 
 

@@ -2,9 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from noisyseg.ops import has_op, superpixel_pool, superpixel_pool_reference
+from noisyseg.ops import superpixel_pool, superpixel_pool_reference
+from conftest import needs_kernel as kernel_marker
 
-needs_kernel = pytest.mark.skipif(not has_op("superpixel_pool"), reason="superpixel_pool kernel not built")
+needs_kernel = kernel_marker("superpixel_pool")
 
 SIZES = [(4, 5, 17, 23), (8, 8, 8, 8), (10, 7, 5, 3), (1, 1, 4, 4), (3, 4, 1, 1), (2, 9, 2, 30)]
 
