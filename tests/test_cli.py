@@ -103,3 +103,22 @@ def test_help_is_instant_and_explains(cli):
         assert command in result.out
     assert "theta=auto" not in result.out  # details live in the command's own help
     assert "strategy" in cli("detect", "--help").out
+
+
+def test_ctrl_c_exits_130(cli, shapes, tmp_path, monkeypatch):
+    """Defect: typer returns Exit(130) for KeyboardInterrupt and main() dropped it (exit 0)."""
+    import noisyseg.pipeline.corrupt as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "corrupt", interrupted)
+    result = cli("corrupt", shapes, "--split", "weak", "--out", tmp_path / "o")
+    assert result.code == 130
+    assert result.err.splitlines() == ["error: interrupted; rerun the same command to resume"]
+
+
+def test_usage_errors_are_one_line(cli, shapes, tmp_path):
+    result = cli("corrupt", shapes, "--split", "weak", "--out", tmp_path / "o", "--seed", "abc")
+    assert_one_line_error(result, "--seed", "--help")
+    assert len(result.err.splitlines()) == 1
