@@ -3,11 +3,17 @@
 Use ``get_strategy(kind, name)`` / ``get_model(name)`` to look a strategy up, ``list_strategies()``
 for everything registered with its provider, and ``register(plugin)`` / ``unregister(plugin)`` to
 add a plugin at run time (tests do this in ``try/finally``).
+
+An installed plugin that fails to import, to register or in its hook is skipped with one
+``PluginWarning`` naming it (the CLI prints it as one ``warning:`` line), so that one broken plugin
+never breaks the commands that do not need it. ``NOISYSEG_DISABLE_PLUGIN_AUTOLOAD`` (1, true, yes
+or on) loads no installed plugin at all.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +26,17 @@ from noisyseg.models.spec import ModelSpec
 from noisyseg.strategies.spec import KINDS, StrategySpec
 
 ENTRY_POINT_GROUP = "noisyseg"
+AUTOLOAD_VARIABLE = "NOISYSEG_DISABLE_PLUGIN_AUTOLOAD"
+
+
+class PluginWarning(UserWarning):
+    """A plugin that could not be loaded, or whose hook failed, and was skipped."""
 
 # Modules of built-in plugins, registered exactly as a third-party plugin would be.
 BUILTIN_PLUGINS = ("noisyseg.builtins",)
 
 __all__ = ["hookimpl", "get_manager", "get_strategy", "get_model", "list_strategies", "list_models",
-           "register", "unregister", "Provided"]
+           "register", "unregister", "Provided", "PluginWarning", "autoload_disabled"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,35 @@ def get_manager() -> pluggy.PluginManager:
         for module_name in BUILTIN_PLUGINS:
             module = importlib.import_module(module_name)
             pm.register(module, name=module_name)
-        if os.environ.get("NOISYSEG_DISABLE_PLUGIN_AUTOLOAD") != "1":
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        if not autoload_disabled():
+            _load_entry_points(pm)
         _manager = pm
     return _manager
+
+
+def autoload_disabled() -> bool:
+    """True when ``NOISYSEG_DISABLE_PLUGIN_AUTOLOAD`` is 1, true, yes or on (any case)."""
+    return os.environ.get(AUTOLOAD_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Loads each entry point of the group on its own: one that fails to import or to register is
+    skipped with a ``PluginWarning`` naming it, and the others load."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.has_plugin(ep.name):
+            continue
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+        except Exception as e:
+            _skip(ep.name, f"failed to load ({ep.value}): {type(e).__name__}: {e}")
+
+
+def _skip(plugin: str, why: str) -> None:
+    first_line = why.strip().splitlines()[0] if why.strip() else why
+    warnings.warn(f"plugin '{plugin}' {first_line}; skipped (set {AUTOLOAD_VARIABLE}=1 to load no plugins)",
+                  PluginWarning, stacklevel=3)
 
 
 def register(plugin: object, name: str | None = None) -> None:
@@ -92,7 +128,12 @@ def _build_registry() -> dict[str, Any]:
     for hook, target in ((pm.hook.noisyseg_strategies, "strategies"), (pm.hook.noisyseg_models, "models")):
         for impl in hook.get_hookimpls():
             plugin_name, version = _provider_of(pm, impl.plugin)
-            for spec in impl.function() or []:
+            try:
+                specs = list(impl.function() or [])
+            except Exception as e:
+                _skip(plugin_name, f"failed in {impl.function.__name__}: {type(e).__name__}: {e}")
+                continue
+            for spec in specs:
                 provided = Provided(spec, plugin_name, version)
                 if target == "models":
                     if not isinstance(spec, ModelSpec):

@@ -114,3 +114,22 @@ def test_help_does_not_import_torch():
             "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout[-300:]
+
+
+def test_ctrl_c_exits_130(cli, shapes, tmp_path, monkeypatch):
+    """Defect: typer returns Exit(130) for KeyboardInterrupt and main() dropped it (exit 0)."""
+    import noisyseg.pipeline.corrupt as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "corrupt", interrupted)
+    result = cli("corrupt", shapes, "--split", "weak", "--out", tmp_path / "o")
+    assert result.code == 130
+    assert result.err.splitlines() == ["error: interrupted; rerun the same command to resume"]
+
+
+def test_usage_errors_are_one_line(cli, shapes, tmp_path):
+    result = cli("corrupt", shapes, "--split", "weak", "--out", tmp_path / "o", "--seed", "abc")
+    assert_one_line_error(result, "--seed", "--help")
+    assert len(result.err.splitlines()) == 1

@@ -104,3 +104,70 @@ def test_plugins_command_unknown_name(cli):
     assert_one_line_error(result, "found 'nope'", "small-loss", "efficientnet-lite0")
     json_one = json.loads(cli("plugins", "gat", "--json").out)
     assert [e["name"] for e in json_one] == ["gat"] and json_one[0]["kind"] == "correction"
+
+
+def _site_with_plugin(root, name: str, source: str):
+    """A directory that makes ``name`` an installed distribution with a ``noisyseg`` entry point."""
+    site = root / "site"
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[noisyseg]\n{name} = {name}_plugin\n")
+    (site / f"{name}_plugin.py").write_text(source)
+    return site
+
+
+def _noisyseg_with(site, *args, **env):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    full = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(site)]), COLUMNS="200", **env)
+    if "NOISYSEG_DISABLE_PLUGIN_AUTOLOAD" not in env:
+        full.pop("NOISYSEG_DISABLE_PLUGIN_AUTOLOAD", None)
+    return subprocess.run([sys.executable, "-m", "noisyseg.cli.main", *map(str, args)], env=full,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_broken_plugin_is_named_once_and_skipped(tmp_path, shapes_chain):
+    site = _site_with_plugin(tmp_path, "brokenthing", "import no_such_module_anywhere\n")
+    listed = _noisyseg_with(site, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.splitlines() == [
+        "warning: plugin 'brokenthing' failed to load (brokenthing_plugin): ModuleNotFoundError: No module named "
+        "'no_such_module_anywhere'; skipped (set NOISYSEG_DISABLE_PLUGIN_AUTOLOAD=1 to load no plugins)"]
+    assert any(e["name"] == "small-loss" for e in json.loads(listed.stdout))
+    c = shapes_chain
+    detected = _noisyseg_with(site, "detect", c["data"], "--split", "weak", "--labels", c["noisy"], "--probs", c["probs"],
+                              "--strategy", "entropy", "--out", tmp_path / "o")
+    assert detected.returncode == 0 and detected.stderr.splitlines() == listed.stderr.splitlines()
+    for spelling in ("1", "true", "YES", " On "):
+        quiet = _noisyseg_with(site, "plugins", "--json", NOISYSEG_DISABLE_PLUGIN_AUTOLOAD=spelling)
+        assert quiet.returncode == 0 and quiet.stderr == "", (spelling, quiet.stderr)
+
+
+def test_autoload_switch_spellings(monkeypatch):
+    for value, disabled in (("1", True), ("TRUE", True), ("yes", True), ("on", True), ("0", False), ("", False),
+                            ("no", False)):
+        monkeypatch.setenv("NOISYSEG_DISABLE_PLUGIN_AUTOLOAD", value)
+        assert plugins.autoload_disabled() is disabled, value
+
+
+class _FailingPlugin:
+    @hookimpl
+    def noisyseg_strategies(self):
+        raise RuntimeError("cannot find my weights")
+
+
+def test_a_plugin_whose_hook_fails_is_skipped_with_a_warning():
+    failing = _FailingPlugin()
+    plugins.register(failing, name="failing-plugin")
+    try:
+        with pytest.warns(plugins.PluginWarning, match="plugin 'failing-plugin' failed in noisyseg_strategies: "
+                                                       "RuntimeError: cannot find my weights; skipped"):
+            names = [p.spec.name for p in plugins.list_strategies()]
+        assert "small-loss" in names
+    finally:
+        plugins.unregister(failing)

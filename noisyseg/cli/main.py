@@ -1,12 +1,14 @@
 """``noisyseg``: detect, correct and learn from noisy segmentation masks.
 
-Errors a user can fix print one line on stderr and exit 2; ``--debug`` shows the traceback.
+Errors a user can fix print one line on stderr and exit 2; ``--debug`` shows the traceback. An
+interrupted command (Ctrl-C) exits 130, like any program killed by SIGINT.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -33,32 +35,58 @@ for module in (plugins, corrupt, train, predict, detect, correct, pseudo_label, 
 
 
 def main() -> None:
-    """Console-script entry point: runs the app and turns NoisySegError into one line + exit 2."""
+    """Console-script entry point: runs the app; a NoisySegError or a usage error is one line on
+    stderr and exit 2, an interrupt (Ctrl-C) exit 130."""
+    debug = "--debug" in sys.argv or os.environ.get("NOISYSEG_DEBUG") == "1"
+    formatwarning = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _one_line_warning
+    try:
+        _run(debug)
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _run(debug: bool) -> None:
     from noisyseg.errors import NoisySegError
 
-    debug = "--debug" in sys.argv or os.environ.get("NOISYSEG_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer returns the code of an Exit, 130 for KeyboardInterrupt
     except NoisySegError as e:
         if debug:
             raise
-        from noisyseg.cli.ui import err
-
-        err.print(f"[bold red]error:[/] {_escape(str(e))}", soft_wrap=True)
+        _error(str(e))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
     except typer.Exit as e:
-        sys.exit(e.exit_code)
+        code = e.exit_code
     except typer.Abort:
-        sys.exit(1)
+        code = 1
     except Exception as e:
         # Usage errors (typer.BadParameter and the rest of click's ClickException family, which
-        # typer may vendor): they print themselves and carry their exit code (2).
-        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        # typer may vendor) carry their exit code (2); shown as one line, with where to find help.
+        if not (callable(getattr(e, "format_message", None)) and isinstance(getattr(e, "exit_code", None), int)):
+            raise
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _error(" ".join(e.format_message().split()) + hint)
+        sys.exit(e.exit_code)
+    if code == 130:
+        _error("interrupted; rerun the same command to resume")
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
+
+
+def _error(message: str) -> None:
+    from noisyseg.cli.ui import err
+
+    err.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one ``warning:`` line (a plugin skipped, a library's complaint), no source line."""
+    return "warning: " + " ".join(str(message).split()) + "\n"
 
 
 def _escape(text: str) -> str:

@@ -122,14 +122,12 @@ def _scale_range(text: str) -> tuple[float, float]:
 
 
 def _train_with_progress(cfg, force: bool) -> list[dict]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
     from noisyseg.cli import ui
     from noisyseg.train.supervised import train, train_folds
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn(), TextColumn("loss {task.fields[loss]}"))
-    with Progress(*columns, console=ui.err) as progress:
+    with ui.progress(TextColumn("loss {task.fields[loss]}")) as progress:
         task = progress.add_task("train", total=None, loss="-")
         prefix = [""]
 

@@ -17,15 +17,21 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def progress(*extra_columns) -> Progress:
+    """A Rich progress bar on stderr, shown only when stderr is a terminal: in a log file, an error
+    stays the one line it is, with no bar state before it."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), *extra_columns)
+    return Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+
+
 def track(items: Iterable[T], total: int, description: str) -> Iterable[T]:
     """A progress bar on stderr around ``items``."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task(escape(description), total=total or None)
+    with progress() as bar:
+        task = bar.add_task(escape(description), total=total or None)
         for item in items:
             yield item
-            progress.advance(task)
+            bar.advance(task)
 
 
 def fmt(value: Any) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from noisyseg.errors import InputError
+from noisyseg.io.images import open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IGNORE_INDEX = 255
@@ -30,6 +31,31 @@ def check_id(image_id: str, where: str | os.PathLike) -> str:
     if not image_id or "/" in image_id or "\\" in image_id or image_id in (".", "..") or "\0" in image_id:
         raise InputError(where, "image ids without path separators", repr(image_id))
     return image_id
+
+
+def _classes(classes: object, where: Path) -> list[str]:
+    """dataset.json's class names: 1..255 distinct non-empty strings."""
+    if not isinstance(classes, list) or not 0 < len(classes) <= 255 or \
+            not all(isinstance(c, str) and c.strip() for c in classes):
+        raise InputError(where, "'classes': a list of 1..255 class names", repr(classes)[:80])
+    seen: set[str] = set()
+    for name in classes:
+        if name in seen:
+            raise InputError(where, "'classes': distinct class names", f"'{name}' twice")
+        seen.add(name)
+    return list(classes)
+
+
+def _palette(palette: object, where: Path) -> list[list[int]] | None:
+    """dataset.json's optional palette: up to 256 ``[r, g, b]`` colours of 0..255 (class id order)."""
+    if palette is None:
+        return None
+    ok = isinstance(palette, list) and len(palette) <= 256 and all(
+        isinstance(rgb, list) and len(rgb) == 3 and all(type(v) is int and 0 <= v <= 255 for v in rgb)
+        for rgb in palette)
+    if not ok:
+        raise InputError(where, "'palette': a list of [r, g, b] colours with values 0..255", repr(palette)[:80])
+    return palette
 
 
 class Dataset:
@@ -51,17 +77,15 @@ class Dataset:
             meta = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InputError(meta_path, "valid JSON", f"a parse error ({e.msg if hasattr(e, 'msg') else e})") from None
-        classes = meta.get("classes") if isinstance(meta, dict) else None
-        if not isinstance(classes, list) or not classes or len(classes) > 255:
-            raise InputError(meta_path, "'classes': a list of 1..255 class names", repr(classes)[:80])
+        if not isinstance(meta, dict):
+            raise InputError(meta_path, "an object with name and classes", type(meta).__name__)
         self.meta = meta
         self.name: str = str(meta.get("name", self.root.name))
-        self.classes: list[str] = [str(c) for c in classes]
-        self.ignore_index: int = int(meta.get("ignore_index", IGNORE_INDEX))
-        if self.ignore_index != IGNORE_INDEX:
-            raise InputError(meta_path, "ignore_index 255", str(self.ignore_index))
-        palette = meta.get("palette")
-        self.palette: list[list[int]] | None = palette if isinstance(palette, list) else None
+        self.classes: list[str] = _classes(meta.get("classes"), meta_path)
+        self.ignore_index: int = meta.get("ignore_index", IGNORE_INDEX)
+        if type(self.ignore_index) is not int or self.ignore_index != IGNORE_INDEX:
+            raise InputError(meta_path, "ignore_index 255", json.dumps(self.ignore_index))
+        self.palette: list[list[int]] | None = _palette(meta.get("palette"), meta_path)
 
     @property
     def num_classes(self) -> int:
@@ -79,7 +103,12 @@ class Dataset:
         if not path.is_file():
             known = ", ".join(self.splits()) or "none"
             raise InputError(path, f"a split file (known splits: {known})", "no such file")
-        ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        try:
+            ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise InputError(path, "a text file of image ids", "undecodable bytes") from None
+        if not ids:
+            raise InputError(path, "a split listing at least one image id", "an empty file")
         seen: set[str] = set()
         for image_id in ids:
             check_id(image_id, path)
@@ -117,21 +146,13 @@ class Dataset:
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(H, W) of the image, read from its header only."""
-        from PIL import Image
-
-        with Image.open(self.image_path(image_id)) as im:
+        with open_image(self.image_path(image_id), "a readable RGB image") as im:
             return im.height, im.width
 
     def load_image(self, image_id: str) -> np.ndarray:
         """RGB image, ``(H, W, 3)`` uint8."""
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as e:
-            raise InputError(path, "a readable RGB image", f"an unreadable file ({e})") from None
+        with open_image(self.image_path(image_id), "a readable RGB image") as im:
+            return np.asarray(im.convert("RGB"))
 
     def load_mask(self, image_id: str, size: tuple[int, int] | None = None) -> np.ndarray:
         """Ground-truth mask, ``(H, W)`` uint8 with ids in 0..C-1 or 255; checked against the image size."""

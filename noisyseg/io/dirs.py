@@ -21,6 +21,9 @@ import torch
 from noisyseg.errors import InputError
 from noisyseg.io.atomic import atomic_write
 from noisyseg.io.dataset import IGNORE_INDEX, check_id
+from noisyseg.io.images import open_image
+
+FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def read_label_png(path: str | os.PathLike, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -31,19 +34,13 @@ def read_label_png(path: str | os.PathLike, num_classes: int, size: tuple[int, i
         num_classes: C; values must lie in 0..C-1 or be 255.
         size: expected ``(H, W)``, usually the image's.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "a label PNG", "no such file")
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            if mode not in ("L", "P"):
-                raise InputError(path, "a single-channel PNG of class ids (grey 'L' or palette 'P')", f"mode '{mode}'")
-            arr = np.array(im)  # palette PNGs give their indices, which are the class ids
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(path, "a readable PNG", f"an unreadable file ({e})") from None
+    with open_image(path, "a readable PNG") as im:
+        if im.mode not in ("L", "P"):
+            raise InputError(path, "a single-channel PNG of class ids (grey 'L' or palette 'P')", f"mode '{im.mode}'")
+        arr = np.array(im)  # palette PNGs give their indices, which are the class ids
     if arr.dtype != np.uint8:
         raise InputError(path, "8-bit class ids", f"dtype {arr.dtype}")
     if size is not None and arr.shape != tuple(size):
@@ -81,8 +78,9 @@ def write_label_png(path: str | os.PathLike, label: np.ndarray, palette: list[li
 
 
 def _load_npy(path: Path, what: str, out: np.ndarray | None = None) -> np.ndarray:
-    """Loads a .npy; with ``out``, a C-order file of ``out``'s dtype and shape is read into ``out``
-    (and ``out`` returned) without a temporary array; any other file is loaded as usual."""
+    """Loads a .npy in native byte order; with ``out``, a C-order file of ``out``'s dtype and shape
+    is read into ``out`` (and ``out`` returned) without a temporary array; any other file is loaded
+    as usual."""
     if not path.is_file():
         raise InputError(path, what, "no such file")
     try:
@@ -95,9 +93,22 @@ def _load_npy(path: Path, what: str, out: np.ndarray | None = None) -> np.ndarra
                     if f.readinto(memoryview(out).cast("B")) != out.nbytes:
                         raise InputError(path, f"a .npy file with {what}", "a truncated file")
                     return out
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise InputError(path, f"a .npy file with {what}", f"an unreadable file ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(path, f"a .npy file with {what}", "an .npz archive")
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def load_float_npy(path: str | os.PathLike, what: str, ndim: int) -> np.ndarray:
+    """A finite float16/32/64 array of ``ndim`` dimensions from a .npy (any byte order)."""
+    path = Path(path)
+    arr = _load_npy(path, what)
+    if arr.dtype not in FLOATS or arr.ndim != ndim:
+        raise InputError(path, what, f"shape {arr.shape} dtype {arr.dtype}")
+    check_finite(arr, path)
+    return arr
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
@@ -165,7 +176,7 @@ class ProbsDir(ImageDir):
         except OSError:
             version = None
         arr = _load_npy(path, expect, out)
-        if arr.dtype.kind != "f":
+        if arr.dtype not in FLOATS:
             raise InputError(path, expect, f"dtype {arr.dtype}")
         if arr.ndim != 3 or arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
             raise InputError(path, expect, f"shape {arr.shape}")
@@ -189,10 +200,9 @@ class FeaturesDir(ImageDir):
     def read(self, image_id: str, dim: int | None = None) -> np.ndarray:
         path = self.path(image_id)
         expect = "features of shape (D, h, w)" if dim is None else f"features of shape ({dim}, h, w)"
-        arr = _load_npy(path, expect)
-        if arr.dtype.kind != "f" or arr.ndim != 3 or (dim is not None and arr.shape[0] != dim):
-            raise InputError(path, expect, f"shape {arr.shape} dtype {arr.dtype}")
-        check_finite(arr, path)
+        arr = load_float_npy(path, expect, 3)
+        if dim is not None and arr.shape[0] != dim:
+            raise InputError(path, expect, f"shape {arr.shape}")
         return arr
 
     def write(self, image_id: str, features: np.ndarray) -> Path:
@@ -210,19 +220,12 @@ class WeightsDir(ImageDir):
         """Weights as ``(H, W)`` float32 >= 0."""
         path = self.path(image_id)
         if path.suffix == ".npy":
-            arr = _load_npy(path, "weights of shape (H, W)")
-            if arr.dtype.kind != "f" or arr.ndim != 2:
-                raise InputError(path, "float weights of shape (H, W)", f"shape {arr.shape} dtype {arr.dtype}")
-            check_finite(arr, path)
+            arr = load_float_npy(path, "float weights of shape (H, W)", 2)
             if float(arr.min(initial=0)) < 0:
                 raise InputError(path, "weights >= 0", f"minimum {float(arr.min()):.4g}")
             arr = arr.astype(np.float32)
         else:
-            from PIL import Image
-
-            if not path.is_file():
-                raise InputError(path, "a weights PNG or .npy", "no such file")
-            with Image.open(path) as im:
+            with open_image(path, "a weights PNG or .npy") as im:
                 if im.mode != "L":
                     raise InputError(path, "a grey 8-bit PNG (weight x 255)", f"mode '{im.mode}'")
                 arr = np.asarray(im, dtype=np.float32) / 255.0

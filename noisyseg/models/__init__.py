@@ -1,5 +1,6 @@
 """Segmentation networks. ``SPECS`` lists the built-in constructors (registered as plugins)."""
 
+from noisyseg.errors import ParameterError
 from noisyseg.models.deeplab import DeepLabV3Plus
 from noisyseg.models.efficientnet_lite import VARIANTS as LITE_VARIANTS
 from noisyseg.models.lite_deeplab import BN_MODES, LiteDeepLab
@@ -9,8 +10,11 @@ from noisyseg.strategies.spec import Param
 
 
 def _deeplab(num_classes: int, width: int, depth: str, feature_dim: int) -> DeepLabV3Plus:
-    stages = tuple(int(d) for d in depth.split(","))
-    return DeepLabV3Plus(num_classes, width=width, depth=stages, feature_dim=feature_dim)
+    parts = [d.strip() for d in depth.split(",")]
+    if len(parts) != 4 or not all(d.isdigit() and 1 <= int(d) <= 64 for d in parts):
+        raise ParameterError(f"parameter 'depth' of model 'deeplabv3plus': expected 4 comma-separated block counts "
+                             f"in 1..64 (e.g. 1,2,2,1), found '{depth}'")
+    return DeepLabV3Plus(num_classes, width=width, depth=tuple(int(d) for d in parts), feature_dim=feature_dim)
 
 
 def _lite(variant: str):

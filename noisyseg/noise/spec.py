@@ -9,6 +9,7 @@ on the order or the subset of images processed.
 from __future__ import annotations
 
 import inspect
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -47,8 +48,36 @@ def _model_params(model: str) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in list(sig.parameters.items())[3:]}
 
 
+# What each numeric parameter may be: (description, test). Probabilities and shares lie in [0, 1].
+_VALID: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "rate": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "p": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "max_share": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "shrink": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "k": (">= 1", lambda v: v >= 1),
+    "scale": (">= 1", lambda v: v >= 1),
+    "sigma": ("> 0", lambda v: v > 0),
+}
+
+
+def _number(spec: str, model: str, key: str, value: str, default: int | float) -> int | float:
+    """``value`` as the type of the parameter's default, within its valid range (if it has one)."""
+    want, valid = _VALID.get(key, ("", lambda v: True))
+    integer = isinstance(default, int)
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or (integer and not number.is_integer()) or not valid(number):
+        kind = "an integer" if integer else "a number"
+        raise ParameterError(f"--noise {spec}: expected {kind}{' ' + want if want else ''} for '{key}' of "
+                             f"'{model}', found '{value}'")
+    return int(number) if integer else number
+
+
 def parse_noise_spec(spec: str) -> list[NoiseStep]:
-    """Parses a spec string; unknown models or parameters raise ``ParameterError``."""
+    """Parses a spec string; unknown models or parameters, repeated parameters and values out of
+    range (a probability outside [0, 1] or NaN, a shift below 1) raise ``ParameterError``."""
     steps = []
     for part in filter(None, (s.strip() for s in spec.split("+"))):
         name, _, args = part.partition(":")
@@ -56,25 +85,21 @@ def parse_noise_spec(spec: str) -> list[NoiseStep]:
         if name not in NOISE_MODELS:
             raise ParameterError(f"--noise {spec}: unknown noise model '{name}'; known: {', '.join(NOISE_MODELS)}")
         known = _model_params(name)
-        rate, params = 1.0, {}
+        given: dict[str, str] = {}
         for arg in filter(None, (a.strip() for a in args.split(","))):
             key, sep, value = arg.partition("=")
             if not sep:
                 raise ParameterError(f"--noise {spec}: expected key=value in '{part}', found '{arg}'")
             key = key.strip()
-            try:
-                if key == "rate":
-                    rate = float(value)
-                    if not 0 <= rate <= 1:
-                        raise ValueError
-                elif key in known:
-                    params[key] = type(known[key].default)(float(value)) if isinstance(known[key].default, (int, float)) else value
-                else:
-                    raise ParameterError(f"--noise {spec}: model '{name}' has no parameter '{key}'; "
-                                         f"its parameters: rate, {', '.join(known)}")
-            except ValueError:
-                raise ParameterError(f"--noise {spec}: expected a number for '{key}' of '{name}'"
-                                     f"{' in [0, 1]' if key == 'rate' else ''}, found '{value}'") from None
+            if key != "rate" and key not in known:
+                raise ParameterError(f"--noise {spec}: model '{name}' has no parameter '{key}'; "
+                                     f"its parameters: rate, {', '.join(known)}")
+            if key in given:
+                raise ParameterError(f"--noise {spec}: expected each parameter of '{name}' once, found '{key}' twice")
+            given[key] = value.strip()
+        rate = _number(spec, name, "rate", given.pop("rate"), 1.0) if "rate" in given else 1.0
+        params = {key: _number(spec, name, key, value, known[key].default)
+                  if isinstance(known[key].default, (int, float)) else value for key, value in given.items()}
         steps.append(NoiseStep(name, rate, params))
     if not steps:
         raise ParameterError(f"--noise '{spec}': expected at least one noise model ({', '.join(NOISE_MODELS)})")

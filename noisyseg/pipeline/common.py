@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -10,12 +9,12 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import torch
 
 from noisyseg import __version__
-from noisyseg.errors import InputError, NoisySegError, OutputExistsError
+from noisyseg.errors import NoisySegError, ParameterError
 from noisyseg.io.atomic import write_json
+from noisyseg.pipeline.output import RUN_FILE, OutputDir  # noqa: F401  (runners import them from here)
 from noisyseg.timing import Timer  # noqa: F401  (runners import it from here)
 
 T = TypeVar("T")
-RUN_FILE = ".noisyseg-run.json"
 
 # track(iterable, total, description) -> iterable; the CLI passes a Rich progress bar.
 Track = Callable[[Iterable[T], int, str], Iterable[T]]
@@ -23,45 +22,6 @@ Track = Callable[[Iterable[T], int, str], Iterable[T]]
 
 def no_track(items: Iterable[T], total: int, description: str) -> Iterable[T]:
     return items
-
-
-class OutputDir:
-    """An output directory that is created, resumed or refused, never silently clobbered.
-
-    A new or empty directory is started. A directory started by the same command with the same
-    parameters (the split aside: one directory may hold several splits, since ids are unique
-    across splits) is resumed: ``done(path)`` says which per-image files already exist, so a rerun
-    skips finished images. Different parameters, or files of unknown origin, need ``force``,
-    which recomputes everything.
-    """
-
-    def __init__(self, root: str | Path, command: str, params: dict[str, Any], force: bool = False):
-        self.root = Path(root)
-        self.force = force
-        marker = self.root / RUN_FILE
-        wanted = {"command": command, "params": _plain(params)}
-        if self.root.exists() and not self.root.is_dir():
-            raise InputError(self.root, "an output directory", "a file")
-        if self.root.is_dir() and any(self.root.iterdir()) and not force:
-            if not marker.is_file():
-                raise OutputExistsError(self.root, "files not written by noisyseg")
-            try:
-                previous = json.loads(marker.read_text())
-            except json.JSONDecodeError:
-                previous = None
-            if previous != wanted:
-                what = f"a '{previous.get('command')}' run with other parameters" if isinstance(previous, dict) else "an unreadable run file"
-                raise OutputExistsError(self.root, what)
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_json(marker, wanted)
-
-    def done(self, path: Path) -> bool:
-        """True when ``path`` exists and this run resumes (no ``force``)."""
-        return not self.force and path.is_file()
-
-
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(params, default=str))
 
 
 def select_device(device: str) -> torch.device:
@@ -73,6 +33,16 @@ def select_device(device: str) -> torch.device:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise NoisySegError(f"--device {device}: expected auto, cpu or cuda")
     return torch.device(device)
+
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """Seeds are integers in 0..2**63-1 (what numpy's and torch's generators take)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"{option}: expected an integer in 0..{MAX_SEED}, found {seed!r}")
+    return seed
 
 
 def batched(items: list[T], size: int) -> Iterator[list[T]]:

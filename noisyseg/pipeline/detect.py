@@ -10,7 +10,7 @@ import torch
 
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
-from noisyseg.io.dirs import save_npy
+from noisyseg.io.dirs import load_float_npy, save_npy
 from noisyseg.metrics import DetectionQuality, LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.strategies.detection.base import Batch, DetectionContext
@@ -46,6 +46,14 @@ def iter_batches(ds: Dataset, ids: list[str], labels: LabelDir, probs: ProbsDir,
                 raise InputError(ds.mask_path(missing), "a ground-truth mask for calibration", "no such file")
             gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in chunk]).astype(np.int64)).to(device)
         yield Batch(chunk, torch.from_numpy(p).to(device), torch.from_numpy(lab).to(device), gt)
+
+
+def read_scores(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A ``scores/<id>.npy`` written by an earlier run: float ``(H, W)`` noise scores."""
+    arr = load_float_npy(path, f"noise scores of shape ({size[0]}, {size[1]})", 2)
+    if arr.shape != tuple(size):
+        raise InputError(path, f"noise scores of shape ({size[0]}, {size[1]})", f"shape {arr.shape}")
+    return arr
 
 
 def class_agreement(batches: Iterator[Batch], num_classes: int) -> torch.Tensor:
@@ -90,82 +98,85 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         if not 0 < spare_blind <= 1:
             raise ParameterError(f"--spare-blind: expected a share in (0, 1], found {spare_blind:g}")
         run_params["spare_blind"] = spare_blind
-    output = OutputDir(out, "detect", run_params, force)
-    run_params["split"] = split
-    cleaned, score_dir = LabelDir(out), Path(out) / "scores"
-    timer = Timer()
+    sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
+    with OutputDir(out, "detect", run_params, force) as output:
+        run_params["split"] = split
+        cleaned, score_dir = LabelDir(out), Path(out) / "scores"
+        timer = Timer()
 
-    ctx = DetectionContext(
-        num_classes=ds.num_classes,
-        batches=lambda: iter_batches(ds, ids, label_dir, probs_dir, dev, batch_size, with_gt=False),
-        calibration_batches=lambda s: iter_batches(ds, ds.ids(s), label_dir, probs_dir, dev, batch_size, need_gt=True),
-    )
-    with timer("fit"):
-        fitted = detector.fit(ctx)
-        spared = None
-        if spare_blind:
-            agreement = class_agreement(ctx.batches(), ds.num_classes)
-            spared = (agreement < spare_blind).to(dev)  # NaN (class absent) compares False
-            fitted = {**fitted, "spare_blind": {
-                "class_agreement": {n: (None if v != v else v) for n, v in zip(ds.classes, agreement.tolist())},
-                "spared_classes": [n for n, b in zip(ds.classes, spared.tolist()) if b]}}
+        ctx = DetectionContext(
+            num_classes=ds.num_classes,
+            batches=lambda: iter_batches(ds, ids, label_dir, probs_dir, dev, batch_size, with_gt=False),
+            calibration_batches=lambda s: iter_batches(ds, ds.ids(s), label_dir, probs_dir, dev, batch_size, need_gt=True),
+        )
+        with timer("fit"):
+            fitted = detector.fit(ctx)
+            spared = None
+            if spare_blind:
+                agreement = class_agreement(ctx.batches(), ds.num_classes)
+                spared = (agreement < spare_blind).to(dev)  # NaN (class absent) compares False
+                fitted = {**fitted, "spare_blind": {
+                    "class_agreement": {n: (None if v != v else v) for n, v in zip(ds.classes, agreement.tolist())},
+                    "spared_classes": [n for n, b in zip(ds.classes, spared.tolist()) if b]}}
 
-    has_gt = all(ds.has_mask(i) for i in ids)
-    quality = DetectionQuality() if has_gt else None
-    before = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
-    after = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
-    flagged_total = valid_total = 0
+        has_gt = all(ds.has_mask(i) for i in ids)
+        quality = DetectionQuality() if has_gt else None
+        before = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
+        after = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
+        flagged_total = valid_total = 0
 
-    def done(image_id: str) -> bool:
-        return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
+        def done(image_id: str) -> bool:
+            return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
 
-    def account(gt, noisy, clean, scores) -> None:
-        """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
-        nonlocal flagged_total, valid_total
-        noisy, clean = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (noisy, clean))
-        valid = noisy != IGNORE
-        flagged = (clean == IGNORE) & valid
-        flagged_total += int(flagged.sum())
-        valid_total += int(valid.sum())
-        if has_gt:
-            quality.update(gt, noisy, flagged, scores)
-            before.update(gt, noisy)
-            after.update(gt, clean)
-
-    # "detect" times reading inputs, detecting and writing outputs; "evaluate" the figures against GT.
-    todo = [i for i in ids if not done(i)]
-    batches = timer.iterate(iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size, with_gt=False), "detect")
-    for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
-        with timer("detect"):
-            result = detector.detect(batch.probs, batch.labels)
-            flags = result.flags & (batch.labels != IGNORE)
-            if spared is not None:
-                flags &= ~spared[batch.labels.clamp(max=ds.num_classes - 1)]
-            clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels)
-            clean_np = clean.to(torch.uint8).cpu().numpy()
-            score = result.scores.half().cpu().numpy() if scores else None
-            for k, image_id in enumerate(batch.ids):
-                cleaned.write(image_id, clean_np[k], ds.palette)
-                if scores:
-                    save_npy(score_dir / f"{image_id}.npy", score[k])
-        with timer("evaluate"):
-            gt = None
+        def account(gt, noisy, clean, scores) -> None:
+            """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
+            nonlocal flagged_total, valid_total
+            noisy, clean = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (noisy, clean))
+            valid = noisy != IGNORE
+            flagged = (clean == IGNORE) & valid
+            flagged_total += int(flagged.sum())
+            valid_total += int(valid.sum())
             if has_gt:
-                size = tuple(batch.labels.shape[-2:])
-                gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in batch.ids]).astype(np.int64)).to(dev)
-            account(gt, batch.labels, clean, result.scores)
-    # Images finished by an earlier run still count in the report.
-    with timer("evaluate"):
-        for image_id in sorted(set(ids) - set(todo)):
-            size = ds.image_size(image_id)
-            account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
-                    cleaned.read(image_id, ds.num_classes, size),
-                    np.load(score_dir / f"{image_id}.npy") if scores else None)
+                quality.update(gt, noisy, flagged, scores)
+                before.update(gt, noisy)
+                after.update(gt, clean)
 
-    report = {"command": "detect", **run_params, "fitted": fitted, "images": len(ids), "skipped": len(ids) - len(todo),
-              "flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}
-    if has_gt:
-        report["detection_quality"] = quality.summary()
-        report["noisy_label_quality"] = before.summary()
-        report["cleaned_label_quality"] = after.summary()
-    return write_report(out, report)
+        # "detect" times reading inputs, detecting and writing outputs; "evaluate" the figures against GT.
+        todo = [i for i in ids if not done(i)]
+        batches = timer.iterate(iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size, with_gt=False), "detect")
+        for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
+            with timer("evaluate"):  # ground truth first: a bad mask stops the run before the batch is written
+                gt = None
+                if has_gt:
+                    size = tuple(batch.labels.shape[-2:])
+                    gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in batch.ids]).astype(np.int64)).to(dev)
+            with timer("detect"):
+                result = detector.detect(batch.probs, batch.labels)
+                flags = result.flags & (batch.labels != IGNORE)
+                if spared is not None:
+                    flags &= ~spared[batch.labels.clamp(max=ds.num_classes - 1)]
+                clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels)
+                clean_np = clean.to(torch.uint8).cpu().numpy()
+                score = result.scores.half().cpu().numpy() if scores else None
+                for k, image_id in enumerate(batch.ids):
+                    files = [cleaned.write(image_id, clean_np[k], ds.palette)]
+                    if scores:
+                        files.append(save_npy(score_dir / f"{image_id}.npy", score[k]))
+                    output.record(*files)
+            with timer("evaluate"):
+                account(gt, batch.labels, clean, result.scores)
+        # Images finished by an earlier run still count in the report.
+        with timer("evaluate"):
+            for image_id in sorted(set(ids) - set(todo)):
+                size = sizes[image_id]
+                account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
+                        cleaned.read(image_id, ds.num_classes, size),
+                        read_scores(score_dir / f"{image_id}.npy", size) if scores else None)
+
+        report = {"command": "detect", **run_params, "fitted": fitted, "images": len(ids), "skipped": len(ids) - len(todo),
+                  "flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}
+        if has_gt:
+            report["detection_quality"] = quality.summary()
+            report["noisy_label_quality"] = before.summary()
+            report["cleaned_label_quality"] = after.summary()
+        return write_report(out, report)

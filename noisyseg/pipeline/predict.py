@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from noisyseg.errors import NoisySegError
-from noisyseg.io import Dataset, FeaturesDir, ProbsDir
+from noisyseg.errors import InputError, NoisySegError
+from noisyseg.io import Dataset, FeaturesDir, ProbsDir, check_id
 from noisyseg.io.dirs import save_npy
 from noisyseg.models.sgc import class_activation_maps
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
@@ -55,15 +55,31 @@ def _combine(outs: list[dict[str, torch.Tensor]], ids: list[str], held: dict[str
     return merged
 
 
+def _read_folds(path: Path) -> dict[str, list[str]]:
+    """folds.json's ``held_out``: {fold dir name: the ids that fold left out}."""
+    expected = "a fold index written by 'noisyseg train --folds'"
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, expected, f"a parse error ({e})") from None
+    held_out = index.get("held_out") if isinstance(index, dict) else None
+    if not isinstance(held_out, dict) or not held_out or not all(
+            isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in held_out.values()):
+        raise InputError(path, f"{expected} ('held_out': {{fold: [ids]}})", repr(held_out)[:60])
+    for name in held_out:
+        check_id(name, path)
+    return held_out
+
+
 def load_models(run: str | Path, device) -> tuple[list[tuple[torch.nn.Module, dict]], dict[str, int]]:
     """The model(s) of a run directory, or of a fold set made by ``noisyseg train --folds``, and
     for a fold set which fold each held-out image belongs to."""
     index_path = Path(run) / FOLDS_FILE
     if not index_path.is_file():
         return [load_run(run, device)], {}
-    index = json.loads(index_path.read_text())
-    names = list(index["held_out"])
-    held = {image_id: k for k, name in enumerate(names) for image_id in index["held_out"][name]}
+    held_out = _read_folds(index_path)
+    names = list(held_out)
+    held = {image_id: k for k, name in enumerate(names) for image_id in held_out[name]}
     return [load_run(Path(run) / name, device) for name in names], held
 
 
@@ -92,31 +108,32 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     if cams and getattr(model, "class_head", None) is None:
         raise NoisySegError(f"{run}: --cams needs a model with a classification head, found none")
     params.update({name: True for name in extra})  # absent when off, so older runs still resume
-    output = OutputDir(out, "predict", params, force)
-    params["split"] = split
-    probs_dir, feat_dir = ProbsDir(Path(out) / "probs"), FeaturesDir(Path(out) / "features")
+    sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
+    with OutputDir(out, "predict", params, force) as output:
+        params["split"] = split
+        probs_dir, feat_dir = ProbsDir(Path(out) / "probs"), FeaturesDir(Path(out) / "features")
 
-    def finished(image_id: str) -> bool:
-        return output.done(probs_dir.path(image_id)) and (not features or output.done(feat_dir.path(image_id))) \
-            and all(output.done(Path(out) / name / f"{image_id}.npy") for name in extra)
+        def finished(image_id: str) -> bool:
+            return output.done(probs_dir.path(image_id)) and (not features or output.done(feat_dir.path(image_id))) \
+                and all(output.done(Path(out) / name / f"{image_id}.npy") for name in extra)
 
-    todo = [i for i in ids if not finished(i)]
-    sizes = {i: ds.image_size(i) for i in todo}
-    timer = Timer()
-    with torch.inference_mode(), timer("predict"):
-        batches = group_by_size(todo, sizes, batch_size)
-        for batch in track(batches, len(batches), f"predict {split}"):
-            images = torch.stack([to_unit(ds.load_image(i)) for i in batch]).to(dev)
-            result = _combine([_forward(m, c, images, batch, ds.tags, cams) for m, c in models], batch, held)
-            arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
-            for k, image_id in enumerate(batch):
-                probs_dir.write(image_id, arrays["probs"][k])
-                if features:
-                    feat_dir.write(image_id, arrays["features"][k])
-                for name in extra:
-                    save_npy(Path(out) / name / f"{image_id}.npy", arrays[name][k])
-    report = {"command": "predict", **params, "images": len(ids), "skipped": len(ids) - len(todo),
-              "models": len(models), "out_of_fold": sum(i in held for i in ids),
-              "device": str(dev), "feature_dim": int(getattr(model, "feature_dim", 0)),
-              "feature_stride": int(getattr(model, "feature_stride", 0)), "timings": timer.seconds}
-    return write_report(out, report)
+        todo = [i for i in ids if not finished(i)]
+        timer = Timer()
+        with torch.inference_mode(), timer("predict"):
+            batches = group_by_size(todo, sizes, batch_size)
+            for batch in track(batches, len(batches), f"predict {split}"):
+                images = torch.stack([to_unit(ds.load_image(i)) for i in batch]).to(dev)
+                result = _combine([_forward(m, c, images, batch, ds.tags, cams) for m, c in models], batch, held)
+                arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
+                for k, image_id in enumerate(batch):
+                    files = [probs_dir.write(image_id, arrays["probs"][k])]
+                    if features:
+                        files.append(feat_dir.write(image_id, arrays["features"][k]))
+                    for name in extra:
+                        files.append(save_npy(Path(out) / name / f"{image_id}.npy", arrays[name][k]))
+                    output.record(*files)
+        report = {"command": "predict", **params, "images": len(ids), "skipped": len(ids) - len(todo),
+                  "models": len(models), "out_of_fold": sum(i in held for i in ids),
+                  "device": str(dev), "feature_dim": int(getattr(model, "feature_dim", 0)),
+                  "feature_stride": int(getattr(model, "feature_stride", 0)), "timings": timer.seconds}
+        return write_report(out, report)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
-from noisyseg.io.dirs import check_finite, save_npy
+from noisyseg.io.dirs import load_float_npy, save_npy
 from noisyseg.metrics import CalibrationError, LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs
@@ -29,16 +29,9 @@ def read_class_maps(path: Path, num_classes: int, what: str, size: tuple[int, in
     """A float ``(C, h, w)`` .npy (CAMs or logits), validated; ``size`` pins (h, w) when given."""
     shape = f"({num_classes}, h, w)" if size is None else f"({num_classes}, {size[0]}, {size[1]})"
     expect = f"{what} of shape {shape}"
-    if not path.is_file():
-        raise InputError(path, expect, "no such file")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(path, f"a .npy file with {expect}", f"an unreadable file ({e})") from None
-    if arr.dtype.kind != "f" or arr.ndim != 3 or arr.shape[0] != num_classes or \
-            (size is not None and arr.shape[1:] != tuple(size)):
-        raise InputError(path, expect, f"shape {arr.shape} dtype {arr.dtype}")
-    check_finite(arr, path)
+    arr = load_float_npy(path, expect, 3)
+    if arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
+        raise InputError(path, expect, f"shape {arr.shape}")
     return arr
 
 
@@ -78,80 +71,83 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
     run_params = {"dataset": str(Path(dataset).resolve()), "probs": str(Path(probs).resolve()), "strategy": strategy,
                   "params": resolved, "soft": soft,
                   **{k: str(Path(v).resolve()) for k, v in (("cams", cams), ("logits", logits), ("features", features)) if v}}
-    output = OutputDir(out, "pseudo-label", run_params, force)
-    run_params["split"] = split
-    label_dir = LabelDir(out)
-    C = ds.num_classes
-    timer = Timer()
+    sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
+    with OutputDir(out, "pseudo-label", run_params, force) as output:
+        run_params["split"] = split
+        label_dir = LabelDir(out)
+        C = ds.num_classes
+        timer = Timer()
 
-    def done(image_id: str) -> bool:
-        return output.done(label_dir.path(image_id)) and (not soft or output.done(Path(out) / f"{image_id}.npy"))
+        def done(image_id: str) -> bool:
+            return output.done(label_dir.path(image_id)) and (not soft or output.done(Path(out) / f"{image_id}.npy"))
 
-    def batches(todo: list[str]) -> Iterator[PseudoInputs]:
-        sizes = {i: ds.image_size(i) for i in todo}
-        for chunk in group_by_size(todo, sizes, batch_size):
-            size = sizes[chunk[0]]
-            p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
-            cam_t = tag_t = logit_t = feat_t = None
-            if cams_path is not None:
-                raw = torch.from_numpy(np.stack([read_class_maps(cams_path / f"{i}.npy", C, "CAMs") for i in chunk]))
-                cam_t = F.interpolate(raw.to(dev).float(), size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
-            if "tags" in needs:
-                if ds.tags is not None:
-                    tag_t = torch.zeros(len(chunk), C, dtype=torch.bool)
-                    for k, i in enumerate(chunk):
-                        tag_t[k, ds.tags.get(i, [])] = True
-                    tag_t = tag_t.to(dev)
-                else:
-                    tag_t = cam_t.amax(dim=(2, 3)) > 0
-            if logits_path is not None:
-                logit_t = torch.from_numpy(np.stack([read_class_maps(logits_path / f"{i}.npy", C, "logits", size)
-                                                     for i in chunk])).to(dev).float()
-            if feat_dir is not None:
-                feat_t = torch.from_numpy(np.stack([feat_dir.read(i) for i in chunk])).to(dev).float()
-            yield PseudoInputs(chunk, probs=p, logits=logit_t, cams=cam_t, tags=tag_t, features=feat_t)
+        def batches(todo: list[str]) -> Iterator[PseudoInputs]:
+            for chunk in group_by_size(todo, sizes, batch_size):
+                size = sizes[chunk[0]]
+                p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
+                cam_t = tag_t = logit_t = feat_t = None
+                if cams_path is not None:
+                    raw = torch.from_numpy(np.stack([read_class_maps(cams_path / f"{i}.npy", C, "CAMs") for i in chunk]))
+                    cam_t = F.interpolate(raw.to(dev).float(), size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
+                if "tags" in needs:
+                    if ds.tags is not None:
+                        tag_t = torch.zeros(len(chunk), C, dtype=torch.bool)
+                        for k, i in enumerate(chunk):
+                            tag_t[k, ds.tags.get(i, [])] = True
+                        tag_t = tag_t.to(dev)
+                    else:
+                        tag_t = cam_t.amax(dim=(2, 3)) > 0
+                if logits_path is not None:
+                    logit_t = torch.from_numpy(np.stack([read_class_maps(logits_path / f"{i}.npy", C, "logits", size)
+                                                         for i in chunk])).to(dev).float()
+                if feat_dir is not None:
+                    feat_t = torch.from_numpy(np.stack([feat_dir.read(i) for i in chunk])).to(dev).float()
+                yield PseudoInputs(chunk, probs=p, logits=logit_t, cams=cam_t, tags=tag_t, features=feat_t)
 
-    has_gt = all(ds.has_mask(i) for i in ids)
-    quality = LabelQuality(C, ds.classes) if has_gt else None
-    calibration = CalibrationError() if has_gt else None
-    kept = total = 0
+        has_gt = all(ds.has_mask(i) for i in ids)
+        quality = LabelQuality(C, ds.classes) if has_gt else None
+        calibration = CalibrationError() if has_gt else None
+        kept = total = 0
 
-    def account(image_id: str, labels: np.ndarray, soft_np: np.ndarray | None) -> None:
-        nonlocal kept, total
-        kept += int((labels != IGNORE).sum())
-        total += labels.size
+        def account(image_id: str, labels: np.ndarray, soft_np: np.ndarray | None) -> None:
+            nonlocal kept, total
+            kept += int((labels != IGNORE).sum())
+            total += labels.size
+            if has_gt:
+                gt = ds.load_mask(image_id, labels.shape)
+                quality.update(gt, labels)
+                if soft_np is not None:
+                    # ECE of the pseudo-label's distribution over the pixels it labels.
+                    calibration.update(soft_np, np.where(labels != IGNORE, gt, IGNORE))
+
+        todo = [i for i in ids if not done(i)]
+        with timer("pseudo-label"):
+            for batch in track(batches(todo), -(-len(todo) // batch_size), f"pseudo-label {split} ({strategy})"):
+                try:
+                    result = labeler.label(batch)
+                except ValueError as e:  # a strategy refusing its inputs (shapes, missing tensors)
+                    raise ParameterError(f"strategy '{strategy}': {e}") from None
+                labels = result.labels.to(torch.uint8).cpu().numpy()
+                soft_np = result.soft.float().cpu().numpy() if result.soft is not None else None
+                if soft and soft_np is None:
+                    raise ParameterError(f"--soft: strategy '{strategy}' makes hard labels only, found no soft labels")
+                for k, image_id in enumerate(batch.ids):  # ground truth first: a bad mask stops before any write
+                    account(image_id, labels[k], None if soft_np is None else soft_np[k])
+                for k, image_id in enumerate(batch.ids):
+                    files = [label_dir.write(image_id, labels[k], ds.palette)]
+                    if soft:
+                        files.append(save_npy(Path(out) / f"{image_id}.npy", soft_np[k].astype(np.float16)))
+                    output.record(*files)
+        for image_id in sorted(set(ids) - set(todo)):  # finished by an earlier run
+            size = sizes[image_id]
+            prev_soft = read_class_maps(Path(out) / f"{image_id}.npy", C, "soft labels", size).astype(np.float32) \
+                if soft else None
+            account(image_id, label_dir.read(image_id, C, size), prev_soft)
+
+        report = {"command": "pseudo-label", **run_params, "images": len(ids), "skipped": len(ids) - len(todo),
+                  "kept_share": kept / total if total else 0.0, "timings": timer.seconds}
         if has_gt:
-            gt = ds.load_mask(image_id, labels.shape)
-            quality.update(gt, labels)
-            if soft_np is not None:
-                # ECE of the pseudo-label's distribution over the pixels it labels.
-                calibration.update(soft_np, np.where(labels != IGNORE, gt, IGNORE))
-
-    todo = [i for i in ids if not done(i)]
-    with timer("pseudo-label"):
-        for batch in track(batches(todo), -(-len(todo) // batch_size), f"pseudo-label {split} ({strategy})"):
-            try:
-                result = labeler.label(batch)
-            except ValueError as e:  # a strategy refusing its inputs (shapes, missing tensors)
-                raise ParameterError(f"strategy '{strategy}': {e}") from None
-            labels = result.labels.to(torch.uint8).cpu().numpy()
-            soft_np = result.soft.float().cpu().numpy() if result.soft is not None else None
-            if soft and soft_np is None:
-                raise ParameterError(f"--soft: strategy '{strategy}' makes hard labels only, found no soft labels")
-            for k, image_id in enumerate(batch.ids):
-                label_dir.write(image_id, labels[k], ds.palette)
-                if soft:
-                    save_npy(Path(out) / f"{image_id}.npy", soft_np[k].astype(np.float16))
-                account(image_id, labels[k], None if soft_np is None else soft_np[k])
-    for image_id in sorted(set(ids) - set(todo)):  # finished by an earlier run
-        size = ds.image_size(image_id)
-        prev_soft = np.load(Path(out) / f"{image_id}.npy").astype(np.float32) if soft else None
-        account(image_id, label_dir.read(image_id, C, size), prev_soft)
-
-    report = {"command": "pseudo-label", **run_params, "images": len(ids), "skipped": len(ids) - len(todo),
-              "kept_share": kept / total if total else 0.0, "timings": timer.seconds}
-    if has_gt:
-        report["label_quality"] = quality.summary()
-        if calibration.count.sum() > 0:
-            report["ece"] = calibration.ece()
-    return write_report(out, report)
+            report["label_quality"] = quality.summary()
+            if calibration.count.sum() > 0:
+                report["ece"] = calibration.ece()
+        return write_report(out, report)

@@ -131,11 +131,15 @@ def resolve_params(owner: str, params: tuple[Param, ...], given: dict[str, Any] 
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:
-    """Turns repeated ``-p key=value`` options into a dict, rejecting malformed ones."""
+    """Turns repeated ``-p key=value`` options into a dict, rejecting malformed ones and a key
+    given twice (which of two values was meant is not for the host to guess)."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ParameterError(f"-p {item}: expected key=value, found no '='" if not sep else f"-p {item}: empty key")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if key in out:
+            raise ParameterError(f"-p {item}: expected each key once, found '{key}' also as -p {key}={out[key]}")
+        out[key] = value.strip()
     return out

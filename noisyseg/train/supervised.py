@@ -15,14 +15,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from noisyseg.errors import NoisySegError, OutputExistsError
+from noisyseg.errors import InputError, NoisySegError, OutputExistsError
 from noisyseg.io import Dataset
 from noisyseg.io.atomic import write_json
-from noisyseg.io.lock import has_files, locked
+from noisyseg.io.claim import Claim, remove_temp_files
+from noisyseg.io.lock import has_files
 from noisyseg.losses import weighted_cross_entropy
-from noisyseg.pipeline.common import Timer, environment, select_device
+from noisyseg.pipeline.common import Timer, check_seed, environment, select_device
 from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
-from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from noisyseg.train.checkpoint import build_model, resume, save_checkpoint
 from noisyseg.train.data import NORMALISATIONS, SegmentationSamples, poly_lr
 
 
@@ -132,9 +133,13 @@ def _same_run(saved: dict, config: dict) -> bool:
 
 def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None,
           on_epoch: Callable[[int, float], None] | None = None) -> dict:
-    """Trains a model into ``cfg.out``; resumes from its checkpoint when the config is unchanged."""
+    """Trains a model into ``cfg.out``; resumes from its checkpoint when the config is unchanged.
+
+    The inputs and the model are checked before ``cfg.out`` is touched, and a run that fails before
+    its first checkpoint removes the config.json it wrote, so the corrected command can be rerun."""
     if cfg.class_balance not in CLASS_BALANCES:
         raise NoisySegError(f"class_balance must be one of {', '.join(CLASS_BALANCES)}, got '{cfg.class_balance}'")
+    check_seed(cfg.seed)
     ds = Dataset(cfg.dataset)
     per_split = split_ids(ds, cfg.split)
     ids = [i for split in per_split.values() for i in split]
@@ -152,29 +157,45 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     config = asdict(cfg) | {"model_params": model_params, "num_classes": ds.num_classes, "classes": ds.classes,
                             "dataset": str(Path(cfg.dataset).resolve()),
                             "labels": _resolved(cfg.labels), "weights": _resolved(cfg.weights)}
-    out = Path(cfg.out)
-    config_path = out / "config.json"
-    if out.exists() and has_files(out) and not force:
-        saved = json.loads(config_path.read_text()) if config_path.is_file() else None
-        if saved is None or not _same_run(saved, config):
-            raise OutputExistsError(out, "a run with another configuration" if saved else "files not written by noisyseg train")
-    with locked(out, "noisyseg train"):
-        return _train(cfg, ds, per_split, ids, config, force, on_step, on_epoch)
-
-
-def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: list[str], config: dict, force: bool,
-           on_step: StepHook | None, on_epoch: Callable[[int, float], None] | None) -> dict:
-    """The body of :func:`train`, run while holding the run directory's lock."""
-    out = Path(cfg.out)
-    config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
-    if force:
-        for p in (ckpt_path, model_path):
-            p.unlink(missing_ok=True)
-    write_json(config_path, config)
-
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(config).to(device)
+    out = Path(cfg.out)
+    with Claim(out, "noisyseg train", written=(out / "checkpoint.pt").is_file) as claim:
+        if has_files(out) and not force:
+            saved = _read_object(out / "config.json")
+            if saved is None:
+                raise OutputExistsError(out, "files not written by noisyseg train")
+            if saved == "unreadable":
+                raise InputError(out / "config.json", "a run config written by 'noisyseg train' (or --force to start "
+                                 "over)", "an unreadable file")
+            if not _same_run(saved, config):
+                raise OutputExistsError(out, "a run with another configuration")
+            remove_temp_files(out)
+        return _train(cfg, ds, per_split, ids, config, model, device, force, claim, on_step, on_epoch)
+
+
+def _read_object(path: Path) -> dict | str | None:
+    """A JSON object noisyseg wrote (config.json, folds.json); None without the file,
+    ``"unreadable"`` for a damaged one."""
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "unreadable"
+    return saved if isinstance(saved, dict) else "unreadable"
+
+
+def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: list[str], config: dict,
+           model: torch.nn.Module, device: torch.device, force: bool, claim: Claim,
+           on_step: StepHook | None, on_epoch: Callable[[int, float], None] | None) -> dict:
+    """The body of :func:`train`, run while holding the run directory's claim."""
+    out = Path(cfg.out)
+    config_path, ckpt_path, model_path = out / "config.json", out / "checkpoint.pt", out / "model.pt"
+    if force:  # start over: nothing of the replaced run stays to be taken for this one's
+        for p in (ckpt_path, model_path, out / "report.json", config_path):
+            p.unlink(missing_ok=True)
     optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay, cfg.backbone_lr), lr=cfg.lr,
                                 momentum=cfg.momentum)
     samples = SegmentationSamples(ds, ids, per_image(cfg.labels, per_split), per_image(cfg.weights, per_split), cfg.crop_size, (cfg.scale_min, cfg.scale_max),
@@ -190,12 +211,11 @@ def _train(cfg: TrainConfig, ds: Dataset, per_split: dict[str, list[str]], ids: 
 
     start_epoch, history = 0, []
     if ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        torch.set_rng_state(state["rng"])
-        samples.generator.set_state(state["data_rng"])
+        start_epoch, history = resume(ckpt_path, model, optimizer, samples.generator, device)
+    if force or _read_object(config_path) != config:  # written once the run is sure to start or resume
+        if not ckpt_path.is_file():
+            claim.stake(config_path)
+        write_json(config_path, config)
 
     timer = Timer()
     for epoch in range(start_epoch, cfg.epochs):
@@ -256,18 +276,25 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
     index = {"folds": cfg.folds, "split": cfg.split,
              "held_out": {f"fold{k}": held_out_ids(per_split, cfg.folds, k) for k in range(cfg.folds)}}
     index_path = out / FOLDS_FILE
-    if index_path.is_file() and not force and json.loads(index_path.read_text()) != index:
-        raise OutputExistsError(out, "a fold set of another split or fold count")
-    if out.exists() and not index_path.is_file() and any(out.iterdir()) and not force:
-        raise OutputExistsError(out, "files not written by noisyseg train --folds")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(index_path, index)
-    reports = []
-    for k in range(cfg.folds):
-        if on_fold:
-            on_fold(k)
-        reports.append(train(replace(cfg, out=str(out / f"fold{k}"), fold=k), force=force, on_step=on_step))
-    return reports
+    with Claim(out, "noisyseg train --folds", written=lambda: any(out.glob("fold*/checkpoint.pt"))) as claim:
+        saved = _read_object(index_path)
+        if has_files(out) and not force:
+            if saved is None:
+                raise OutputExistsError(out, "files not written by noisyseg train --folds")
+            if saved == "unreadable":
+                raise InputError(index_path, "a fold index written by 'noisyseg train --folds' (or --force to start "
+                                 "over)", "an unreadable file")
+            if saved != index:
+                raise OutputExistsError(out, "a fold set of another split or fold count")
+        if saved != index:
+            claim.stake(index_path)
+            write_json(index_path, index)
+        reports = []
+        for k in range(cfg.folds):
+            if on_fold:
+                on_fold(k)
+            reports.append(train(replace(cfg, out=str(out / f"fold{k}"), fold=k), force=force, on_step=on_step))
+        return reports
 
 
 FOLDS_FILE = "folds.json"
