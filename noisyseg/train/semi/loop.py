@@ -318,6 +318,7 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
               "seconds_per_step": state["seconds"] / max(1, state["steps_run"]), "timings": timer.seconds,
               "peak_memory_mb": _peak_memory_mb(device), "world_size": dist.world,
               "global_batch": {"labelled": W * B_l * A, "unlabelled": W * B_u * A if unlabelled_ids else 0},
+              "lr": base_lr,
               "device": str(device), "versions": environment()}
     if dist.rank == 0:
         save_checkpoint(model_path, {"model": final})
