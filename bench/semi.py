@@ -17,6 +17,10 @@ number of optimiser steps (``--supervised-epochs`` overrides). The table: method
 seed and their mean, seconds per optimiser step, peak memory (the training process's peak RSS on
 the CPU, torch's peak allocation on a GPU), the best validation mIoU and which model it was.
 
+Noisy labels for UNL (``--unlabelled-labels DIR``, e.g. detect's cleaned labels): the semi runs
+learn them beside the teacher (``--methods supervised,mean-teacher``), and the supervised baseline
+trains on LAB's masks + UNL's DIR labels (as ``--split LAB --split UNL --labels UNL=DIR``).
+
 Smoke run on the procedural data (seconds):
     python -c "from noisyseg.synthetic import make_dataset; make_dataset('/tmp/shapes', splits={'strong': 8, 'weak': 8, 'val': 4, 'test': 4}, size=48)"
     python bench/semi.py --data /tmp/shapes --out /tmp/semi --methods supervised,fixmatch --seeds 0 --epochs 1 \\
@@ -48,7 +52,8 @@ def supervised_epochs(args, ds: Dataset) -> int:
         return args.supervised_epochs
     batch = int(_option(args.recipe + " " + args.extra, "--batch-size", "8"))
     semi_steps = max(1, len(ds.ids(args.unlabelled)) // batch) * args.epochs
-    return max(1, round(semi_steps / max(1, len(ds.ids(args.labelled)) // batch)))
+    images = len(ds.ids(args.labelled)) + (len(ds.ids(args.unlabelled)) if args.unlabelled_labels else 0)
+    return max(1, round(semi_steps / max(1, images // batch)))
 
 
 def _option(text: str, name: str, default: str) -> str:
@@ -68,8 +73,16 @@ def run(args, ds: Dataset, method: str, seed: int) -> Path:
              "--val-split", args.val, "--device", args.device]
     if method == "supervised":
         words += ["--epochs", supervised_epochs(args, ds)]
+        if args.unlabelled_labels:  # the baseline learns the same labels, as a second split
+            words += ["--split", args.unlabelled, "--labels", f"{args.unlabelled}={args.unlabelled_labels}"]
+            if args.unlabelled_weights:
+                words += ["--weights", f"{args.unlabelled}={args.unlabelled_weights}"]
     else:
         words += ["--unlabelled", args.unlabelled, "--epochs", args.epochs]
+        if args.unlabelled_labels:
+            words += ["--unlabelled-labels", args.unlabelled_labels]
+            if args.unlabelled_weights:
+                words += ["--unlabelled-weights", args.unlabelled_weights]
     noisyseg(*words, *shlex.split(args.recipe), *shlex.split(args.extra))
     return out
 
@@ -98,6 +111,10 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--recipe", default=RECIPE, help="train options shared by every run")
     p.add_argument("--extra", default="", help="more train options, e.g. '--accumulate 2'")
+    p.add_argument("--unlabelled-labels", default=None,
+                   help="label dir of UNL (noisy, cleaned, corrected): semi runs get --unlabelled-labels, the "
+                        "supervised baseline trains on LAB + UNL with these labels")
+    p.add_argument("--unlabelled-weights", default=None, help="weights dir going with --unlabelled-labels")
     p.add_argument("--table-only", action="store_true", help="print the table of finished runs, train nothing")
     args = p.parse_args()
     if not (Path(args.data) / "dataset.json").is_file():
@@ -126,8 +143,9 @@ def main() -> None:
                      str(reports[0]["steps_per_epoch"] * reports[0]["epochs"]) if reports else "-",
                      ", ".join(f"{b['miou']:.4f} ({b['which']})" for b in best) or "-"])
     device = reports[0]["device"] if rows and reports else args.device
-    print(f"\n## {args.data}: {args.labelled} (labelled) + {args.unlabelled} (unlabelled), test on {args.test}, "
-          f"{device}\n")
+    second = f"{args.unlabelled} with labels {args.unlabelled_labels}" if args.unlabelled_labels else \
+        f"{args.unlabelled} (unlabelled)"
+    print(f"\n## {args.data}: {args.labelled} (labelled) + {second}, test on {args.test}, {device}\n")
     print("| method | test mIoU per seed | mean | s/step | peak MB | steps | best val mIoU (model) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
