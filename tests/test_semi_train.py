@@ -80,18 +80,18 @@ def test_third_party_pseudo_labeler_is_called_online_by_the_loop(shapes, tmp_pat
         plugins.unregister(plugin)
 
 
-@pytest.mark.parametrize("method", ["unimatch", "u2pl"])
-def test_resume_equals_uninterrupted(shapes, tmp_path, method):
-    full = train_semi(_cfg(shapes, tmp_path / "full", method=method, epochs=3))
+@pytest.mark.parametrize("method,kw", [("unimatch", {}), ("u2pl", {}), ("u2pl", {"pseudo_label": "prototype-denoised"})])
+def test_resume_equals_uninterrupted(shapes, tmp_path, method, kw):
+    full = train_semi(_cfg(shapes, tmp_path / "full", method=method, epochs=3, **kw))
 
     def stop_in_epoch_three(epoch, step, steps, terms):
         if epoch == 2 and step == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_semi(_cfg(shapes, tmp_path / "cut", method=method, epochs=3), on_step=stop_in_epoch_three)
+        train_semi(_cfg(shapes, tmp_path / "cut", method=method, epochs=3, **kw), on_step=stop_in_epoch_three)
     assert json.loads(load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["state"])["epoch"] == 2
-    resumed = train_semi(_cfg(shapes, tmp_path / "cut", method=method, epochs=3))
+    resumed = train_semi(_cfg(shapes, tmp_path / "cut", method=method, epochs=3, **kw))
     assert resumed["resumed_from_epoch"] == 2
     np.testing.assert_allclose(resumed["loss_per_step"], full["loss_per_step"], rtol=1e-5)
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
@@ -103,6 +103,8 @@ def test_resume_equals_uninterrupted(shapes, tmp_path, method):
         assert full["terms_per_epoch"]["c"][0] is None and full["terms_per_epoch"]["c"][1] > 0  # warm-up epoch first
         assert full["ema_updates"] == 2 * full["steps_per_epoch"]
         assert int(a["bank"]["size"].sum()) > 0
+    if kw:  # the strategy's momentum prototypes are part of the run's state
+        torch.testing.assert_close(a["pseudo_state"]["prototypes"], b["pseudo_state"]["prototypes"])
 
 
 def test_cli_semi_run_predict_and_best_checkpoint(cli, shapes, tmp_path):
