@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from noisyseg.errors import ParameterError
+
+SEMI = "Semi-supervised (--unlabelled)"
 
 
 def register(app: typer.Typer) -> None:
@@ -54,14 +57,76 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Start over even if the run directory holds another run."),
+        unlabelled: Optional[str] = typer.Option(None, "--unlabelled", rich_help_panel=SEMI,
+                                                 help="Split of unlabelled (or noisily labelled) images: trains "
+                                                      "semi-supervised with --method."),
+        method: Optional[str] = typer.Option(None, "--method", rich_help_panel=SEMI,
+                                             help="fixmatch (default with --unlabelled), unimatch, u2pl, pseudoseg, "
+                                                  "mean-teacher, or supervised (the semi loop without the "
+                                                  "unlabelled stream: torchrun, --val-split, --accumulate)."),
+        unlabelled_labels: Optional[Path] = typer.Option(None, "--unlabelled-labels", rich_help_panel=SEMI,
+                                                         help="Label dir of the unlabelled split (noisy, cleaned, "
+                                                              "corrected or pseudo-masks): adds their cross-entropy."),
+        unlabelled_weights: Optional[Path] = typer.Option(None, "--unlabelled-weights", rich_help_panel=SEMI,
+                                                          help="Weights dir for --unlabelled-labels (e.g. urn)."),
+        unlabelled_batch_size: Optional[int] = typer.Option(None, "--unlabelled-batch-size", min=1,
+                                                            rich_help_panel=SEMI,
+                                                            help="Unlabelled images per step and process "
+                                                                 "(default --batch-size)."),
+        pseudo_label: Optional[str] = typer.Option(None, "--pseudo-label", rich_help_panel=SEMI,
+                                                   help="Pseudo-labeling strategy called online on the teacher's "
+                                                        "predictions (any registered one; see 'noisyseg plugins')."),
+        pseudo_param: List[str] = typer.Option([], "--pseudo-param", rich_help_panel=SEMI,
+                                               help="Parameter key=value of the pseudo-labeling strategy (repeatable)."),
+        weighting: Optional[str] = typer.Option(None, "--weighting", rich_help_panel=SEMI,
+                                                help="Weighting strategy for the pseudo-labels, or none."),
+        weighting_param: List[str] = typer.Option([], "--weighting-param", rich_help_panel=SEMI,
+                                                  help="Parameter key=value of the weighting strategy (repeatable)."),
+        teacher: Optional[str] = typer.Option(None, "--teacher", rich_help_panel=SEMI,
+                                              help="self (the model's own detached prediction) or ema (a mean teacher)."),
+        threshold: Optional[float] = typer.Option(None, "--threshold", rich_help_panel=SEMI,
+                                                  help="Confidence threshold of the pseudo-labels (low-confidence "
+                                                       "pixels stay in the loss's denominator)."),
+        strong_aug: Optional[str] = typer.Option(None, "--strong-aug", rich_help_panel=SEMI,
+                                                 help="Ops of the strong view: comma list of colour, grey, blur, "
+                                                      "cutmix, cutout, or none."),
+        unsup_loss: Optional[str] = typer.Option(None, "--unsup-loss", rich_help_panel=SEMI,
+                                                 help="Loss on the pseudo-labels: ce, sce (symmetric) or soft-ce."),
+        ema_decay: Optional[float] = typer.Option(None, "--ema-decay", rich_help_panel=SEMI,
+                                                  help="Largest EMA decay of the teacher (0.99)."),
+        warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, rich_help_panel=SEMI,
+                                                    help="Supervised-only epochs first (u2pl: 1)."),
+        contrastive_weight: Optional[float] = typer.Option(None, "--contrastive-weight", min=0.0,
+                                                           rich_help_panel=SEMI,
+                                                           help="Weight of U2PL's contrastive term (u2pl: 0.1)."),
+        val_split: Optional[str] = typer.Option(None, "--val-split", rich_help_panel=SEMI,
+                                                help="Split with masks scored after every epoch (student and "
+                                                     "teacher mIoU); model.pt keeps the best."),
+        accumulate: int = typer.Option(1, "--accumulate", min=1, rich_help_panel=SEMI,
+                                       help="Micro-batches per optimiser step (gradient accumulation)."),
+        lr_scaling: str = typer.Option("none", "--lr-scaling", rich_help_panel=SEMI,
+                                       help="none, or linear: --lr is for one process's batch and is multiplied by "
+                                            "the number of processes (torchrun)."),
     ):
         """Train with cross-entropy (ignore 255, optional per-pixel weights), SGD and a poly schedule.
-        Rerunning the same command resumes from the last finished epoch."""
+        Rerunning the same command resumes from the last finished epoch.
+
+        With --unlabelled, train semi-supervised (--method fixmatch, unimatch, u2pl, pseudoseg,
+        mean-teacher); under `torchrun --nproc_per_node N -m noisyseg train ...` on N processes."""
         from noisyseg.cli import ui
         from noisyseg.strategies.spec import parse_assignments
         from noisyseg.train.data import NORMALISATIONS
         from noisyseg.train.supervised import CLASS_BALANCES, TrainConfig
 
+        semi_given = {"--unlabelled": unlabelled, "--method": method, "--unlabelled-labels": unlabelled_labels,
+                      "--unlabelled-weights": unlabelled_weights, "--unlabelled-batch-size": unlabelled_batch_size,
+                      "--pseudo-label": pseudo_label, "--pseudo-param": pseudo_param or None, "--weighting": weighting,
+                      "--weighting-param": weighting_param or None, "--teacher": teacher, "--threshold": threshold,
+                      "--strong-aug": strong_aug, "--unsup-loss": unsup_loss, "--ema-decay": ema_decay,
+                      "--warmup-epochs": warmup_epochs, "--contrastive-weight": contrastive_weight,
+                      "--val-split": val_split, "--accumulate": accumulate if accumulate != 1 else None,
+                      "--lr-scaling": lr_scaling if lr_scaling != "none" else None}
+        given = [name for name, value in semi_given.items() if value is not None]
         scale_min, scale_max = _scale_range(scale_range)
         if normalisation not in ("model", *NORMALISATIONS):
             raise ParameterError(f"--normalisation: expected model, {', '.join(NORMALISATIONS)}, found '{normalisation}'")
@@ -75,6 +140,29 @@ def register(app: typer.Typer) -> None:
                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
                           jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr, class_balance=class_balance, folds=folds, seed=seed, device=device)
+        if given or _world_size() > 1:
+            from dataclasses import asdict
+
+            from noisyseg.train.semi import SemiConfig
+
+            if folds > 1:
+                raise ParameterError(f"--folds: expected 1 with {given[0] if given else 'torchrun'} (semi-supervised "
+                                     f"runs train one model), found {folds}")
+            if method is None and unlabelled is None:
+                method = "supervised"
+            if (unlabelled_labels or unlabelled_weights) and not unlabelled:
+                raise ParameterError("--unlabelled-labels/--unlabelled-weights: expected --unlabelled SPLIT, found none")
+            semi = SemiConfig(**asdict(cfg), unlabelled=unlabelled, method=method or "fixmatch",
+                              unlabelled_labels=str(unlabelled_labels) if unlabelled_labels else None,
+                              unlabelled_weights=str(unlabelled_weights) if unlabelled_weights else None,
+                              unlabelled_batch_size=unlabelled_batch_size, pseudo_label=pseudo_label,
+                              pseudo_params=parse_assignments(pseudo_param), weighting=weighting,
+                              weighting_params=parse_assignments(weighting_param), teacher=teacher,
+                              threshold=threshold, strong_aug=strong_aug, unsup_loss=unsup_loss, ema_decay=ema_decay,
+                              warmup_epochs=warmup_epochs, contrastive_weight=contrastive_weight, val_split=val_split,
+                              accumulate=accumulate, lr_scaling=lr_scaling)
+            _semi_with_progress(semi, force)
+            return
         reports = _train_with_progress(cfg, force)
         rows = []
         for k, report in enumerate(reports):
@@ -141,3 +229,46 @@ def _train_with_progress(cfg, force: bool) -> list[dict]:
 
             return train_folds(cfg, force=force, on_step=on_step, on_fold=on_fold)
         return [train(cfg, force=force, on_step=on_step)]
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _semi_with_progress(cfg, force: bool) -> None:
+    """Runs the semi-supervised loop with a progress bar showing every stream's loss (rank 0 only)
+    and prints its summary table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from noisyseg.cli import ui
+    from noisyseg.train.semi import train_semi
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        train_semi(cfg, force=force)
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[terms]}"))
+    with Progress(*columns, console=ui.err) as progress:
+        task = progress.add_task(f"{cfg.method}", total=None, terms="")
+
+        def on_step(epoch: int, step: int, steps: int, terms: dict) -> None:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in terms.items() if k != "loss")
+            progress.update(task, total=cfg.epochs * steps, completed=epoch * steps + step + 1,
+                            description=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                            terms=f"loss {terms['loss']:.3f}  {shown}")
+
+        def on_epoch(epoch: int, summary: dict) -> None:
+            val = "  ".join(f"{k[4:]} mIoU {v:.4f}" for k, v in summary.items() if k.startswith("val_"))
+            if val:
+                progress.console.print(f"epoch {epoch + 1}: {val}")
+
+        report = train_semi(cfg, force=force, on_step=on_step, on_epoch=on_epoch)
+    losses = report["loss_per_epoch"]
+    best = report["best"] or {}
+    ui.out.print(ui.table(f"train {cfg.method} {cfg.split} + {cfg.unlabelled or '-'} -> {cfg.out}",
+                          ["epochs", "first loss", "last loss", "best val mIoU", "model.pt", "s/step", "processes",
+                           "device"],
+                          [[report["epochs"], losses[0] if losses else float("nan"),
+                            losses[-1] if losses else float("nan"), best.get("miou", float("nan")),
+                            report["predict_with"] + (f" (epoch {best['epoch']})" if best else ""),
+                            report["seconds_per_step"], report["world_size"], report["device"]]]))

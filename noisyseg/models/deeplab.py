@@ -6,7 +6,8 @@ An optional classification head (global average pooling + linear over the last s
 image-level tags and CAMs.
 
 forward(images (B, 3, H, W)) -> {"logits": (B, C, H, W), "features": (B, D, ceil(H/4), ceil(W/4)),
-"class_logits": (B, C) when the head is on}.
+"class_logits": (B, C) and "stage4" when the head is on}; ``forward(images, feature_dropout=p)`` adds
+"logits_fp" (B, C, H, W), the decoder's output on dropped-out encoder features.
 """
 
 from __future__ import annotations
@@ -91,14 +92,23 @@ class DeepLabV3Plus(nn.Module):
         self.num_classes = num_classes
         self.feature_dim = feature_dim
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        H, W = images.shape[-2:]
-        low = self.stage1(self.stem(images))
-        deep = self.stage4(self.stage3(self.stage2(low)))
+    def decode(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder: (stride-4 features, deepest features) -> (features, logits at ``size``)."""
         x = F.interpolate(self.aspp(deep), size=low.shape[-2:], mode="bilinear", align_corners=False)
         features = self.fuse(torch.cat([x, self.reduce(low)], 1))
-        logits = F.interpolate(self.classifier(features), size=(H, W), mode="bilinear", align_corners=False)
+        return features, F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, images: torch.Tensor, feature_dropout: float = 0.0) -> dict[str, torch.Tensor]:
+        """``feature_dropout`` p > 0 adds ``"logits_fp"``: the decoder run once more on the encoder
+        features with channel dropout (``Dropout2d(p)``, always on), UniMatch's feature perturbation."""
+        size = images.shape[-2:]
+        low = self.stage1(self.stem(images))
+        deep = self.stage4(self.stage3(self.stage2(low)))
+        features, logits = self.decode(low, deep, size)
         out = {"logits": logits, "features": features}
+        if feature_dropout > 0:
+            out["logits_fp"] = self.decode(F.dropout2d(low, feature_dropout, True), F.dropout2d(deep, feature_dropout, True),
+                                           size)[1]
         if self.class_head is not None:
             out["class_logits"] = self.class_head(deep.mean((2, 3)))
             out["stage4"] = deep

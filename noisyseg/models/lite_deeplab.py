@@ -6,7 +6,9 @@ separable 3x3 convolutions as DeepLabv3+ does, a 1x1 classifier; a GAP + linear 
 over the deepest features gives image-tag logits and CAMs.
 
 forward(images (B, 3, H, W), normalised as 2x - 1) -> {"logits": (B, C, H, W),
-"features": (B, D, ceil(H/4), ceil(W/4)), "class_logits": (B, C), "stage4": (B, K, H/os, W/os)}.
+"features": (B, D, ceil(H/4), ceil(W/4)), "class_logits": (B, C), "stage4": (B, K, H/os, W/os)};
+``forward(images, feature_dropout=p)`` adds "logits_fp" (B, C, H, W), the decoder's output on
+dropped-out backbone features (UniMatch's feature perturbation).
 """
 
 from __future__ import annotations
@@ -76,11 +78,21 @@ class LiteDeepLab(nn.Module):
                     m.eval()
         return self
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        H, W = images.shape[-2:]
-        low, _, deep = self.backbone.forward_features(images)
+    def decode(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder: (stride-4 features, deepest features) -> (features, logits at ``size``)."""
         x = F.interpolate(self.aspp(deep), size=low.shape[-2:], mode="bilinear", align_corners=False)
         features = self.fuse(torch.cat([x, self.reduce(low)], 1))
-        logits = F.interpolate(self.classifier(features), size=(H, W), mode="bilinear", align_corners=False)
-        return {"logits": logits, "features": features, "class_logits": self.class_head(deep.mean((2, 3))),
-                "stage4": deep}
+        return features, F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, images: torch.Tensor, feature_dropout: float = 0.0) -> dict[str, torch.Tensor]:
+        """``feature_dropout`` p > 0 adds ``"logits_fp"``: the decoder run once more on the backbone
+        features with channel dropout (``Dropout2d(p)``, always on), UniMatch's feature perturbation."""
+        size = images.shape[-2:]
+        low, _, deep = self.backbone.forward_features(images)
+        features, logits = self.decode(low, deep, size)
+        out = {"logits": logits, "features": features, "class_logits": self.class_head(deep.mean((2, 3))),
+               "stage4": deep}
+        if feature_dropout > 0:
+            out["logits_fp"] = self.decode(F.dropout2d(low, feature_dropout, True), F.dropout2d(deep, feature_dropout, True),
+                                           size)[1]
+        return out

@@ -17,6 +17,11 @@ class ModelSpec:
     channel mean/std; ``tf``: 2x - 1 for x in [0, 1], what TensorFlow-trained weights expect) and returns a dict with
     ``"logits"`` ``(B, C, H, W)`` at input resolution and ``"features"`` ``(B, D, h, w)`` at the
     network's output stride, and which exposes ``feature_dim`` (D) and ``feature_stride``.
+
+    Optional, for the semi-supervised loop: ``forward(images, feature_dropout=p)`` adding
+    ``"logits_fp"`` (the decoder on channel-dropped encoder features; ``--method unimatch``), and
+    ``"class_logits"`` ``(B, C)`` with ``"stage4"`` (the features a ``class_head`` linear layer pools)
+    for CAMs (``--method pseudoseg``).
     """
 
     name: str

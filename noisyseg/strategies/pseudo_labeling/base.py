@@ -11,6 +11,14 @@ A pseudo-labeling strategy object has:
   does nothing.
 
 Strategies that keep state across batches (momentum prototypes) update it inside ``label``.
+
+Online, ``noisyseg train --unlabelled U --pseudo-label NAME`` calls ``label`` once per step on the
+teacher's predictions of the step's whole unlabelled batch (every process's images, so batch
+statistics are those of the total batch): ``probs`` and ``logits`` always, ``features``, ``cams``
+(CAMs of the model's classifier; PseudoSeg's SGC scores under ``--method pseudoseg``) and ``tags``
+when ``needs`` names them, ``labels`` when the stream has its own (``--unlabelled-labels``). A
+strategy with an ``alpha`` attribute gets U2PL's schedule α_t = α (1 - epoch / epochs) under
+``--method u2pl``; one with ``state_dict``/``load_state_dict`` has its state saved with the run.
 """
 
 from __future__ import annotations

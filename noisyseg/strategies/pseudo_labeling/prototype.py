@@ -112,6 +112,13 @@ class PrototypeDenoised(PseudoLabeler):
         self.prototypes: torch.Tensor | None = None
         self.seen: torch.Tensor | None = None
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The momentum prototypes (saved with a training run, so a resumed run continues them)."""
+        return {} if self.prototypes is None else {"prototypes": self.prototypes, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.prototypes, self.seen = state.get("prototypes"), state.get("seen")
+
     def label(self, inputs: PseudoInputs) -> PseudoLabels:
         probs = require(inputs, "probs", "prototype-denoised")
         feats = require(inputs, "features", "prototype-denoised")

@@ -10,6 +10,10 @@ A weighting strategy object has:
 
 Weights above 1 are allowed (U2PL's λ_u); a weights dir PNG stores weight x 255 clipped to 1, so
 use the float ``.npy`` output for them.
+
+Online, ``noisyseg train --unlabelled U --weighting NAME`` calls ``weigh`` once per step on the
+teacher's ``probs`` of the whole unlabelled batch, with the pseudo-labels as ``labels`` and the
+weak views as ``images``; the weights multiply the per-pixel unsupervised loss.
 """
 
 from __future__ import annotations
