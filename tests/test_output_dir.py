@@ -112,7 +112,7 @@ def test_train_failing_before_its_first_checkpoint_leaves_no_config(cli, shapes,
     shutil.copytree(shapes, data)
     (data / "images" / "strong_0003.png").write_bytes(b"")
     out = tmp_path / "run"
-    tiny = ["-p", "width=4", "-p", "depth=1,1,1,1", "-p", "feature_dim=8", "--epochs", "1", "--crop-size", "16",
+    tiny = ["--model", "deeplabv3plus", "-p", "width=4", "-p", "depth=1,1,1,1", "-p", "feature_dim=8", "--epochs", "1", "--crop-size", "16",
             "--device", "cpu"]
     assert_one_line_error(cli("train", data, "--split", "strong", "--out", out, *tiny), "strong_0003.png")
     assert not out.exists()

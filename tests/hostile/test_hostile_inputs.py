@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 FIRST = "weak_0000"
-TINY_MODEL = ["-p", "width=4", "-p", "depth=1,1,1,1", "-p", "feature_dim=8"]
+TINY_MODEL = ["--model", "deeplabv3plus", "-p", "width=4", "-p", "depth=1,1,1,1", "-p", "feature_dim=8"]
 TRAIN = ["--epochs", "1", "--device", "cpu", "--crop-size", "16", "--batch-size", "4"]
 
 # How each command is run on the inputs ``p`` (paths) into ``p["out"]``.
@@ -68,7 +68,7 @@ def world(tmp_path_factory):
         p = rng.uniform(0.1, 1, (ds.num_classes, 24, 24)).astype(np.float32)
         probs.write(image_id, p / p.sum(0))
         weights.write(image_id, np.full((24, 24), 0.5, np.float32))
-    train(TrainConfig(dataset=str(data), split="strong", out=str(root / "run"), epochs=1, batch_size=2, crop_size=16,
+    train(TrainConfig(dataset=str(data), split="strong", out=str(root / "run"), model="deeplabv3plus", epochs=1, batch_size=2, crop_size=16,
                       model_params={"width": "4", "depth": "1,1,1,1", "feature_dim": "8"}, device="cpu"))
     return {"data": data, "labels": root / "labels", "probs": root / "probs", "weights": root / "weights",
             "run": root / "run"}

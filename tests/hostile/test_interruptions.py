@@ -78,7 +78,7 @@ def chain(tmp_path_factory):
         logits[gt, np.arange(32)[:, None], np.arange(32)] += rng.uniform(0, 4, gt.shape)
         p = np.exp(logits - logits.max(0))
         probs.write(image_id, p / p.sum(0))
-    train(TrainConfig(dataset=str(data), split="strong", out=str(root / "run"), epochs=1, batch_size=3, crop_size=16,
+    train(TrainConfig(dataset=str(data), split="strong", out=str(root / "run"), model="deeplabv3plus", epochs=1, batch_size=3, crop_size=16,
                       model_params={"width": "4", "depth": "1,1,1,1", "feature_dim": "8"}, device="cpu"))
     return {"data": data, "noisy": root / "noisy", "probs": root / "probs", "run": root / "run"}
 
