@@ -1,0 +1,27 @@
+"""Image label-quality score: cleanlab's softmin over the pixels' own-label probability.
+
+``score = Σ_i s_i · softmax((1 - s)/T)_i`` over an image's valid pixels, ``s_i`` the own-label
+probability of pixel i and ``T`` the temperature (cleanlab's default 0.1): a weighted mean that
+leans towards the worst pixels. 1 for a perfectly confident image, near 0 when a sizeable group of
+pixels disagrees with its label. An image without valid pixels scores NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TEMPERATURE = 0.1
+_EPSILON = 1e-30  # cleanlab's floor on the temperature
+
+
+def softmin_scores(p_label: torch.Tensor, valid: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
+    """``(B,)`` float64 scores of a batch: ``p_label`` ``(B, H, W)`` float, ``valid`` same-shape bool."""
+    if not temperature:
+        raise ValueError("softmin: temperature must be non-zero")
+    s = p_label.double().reshape(p_label.shape[0], -1)
+    ok = valid.reshape(valid.shape[0], -1)
+    x = torch.where(ok, (1.0 - s) / max(temperature, _EPSILON), -torch.inf)
+    top = x.amax(1, keepdim=True)
+    w = torch.where(ok, torch.exp(x - torch.where(torch.isfinite(top), top, 0.0)), 0.0)
+    total = w.sum(1)
+    return torch.where(total > 0, (w * torch.where(ok, s, 0.0)).sum(1) / total, torch.nan)
