@@ -87,6 +87,17 @@ class ScoreRanking:
         precision = tp[at] / (tp[at] + fp[at])
         return float((pos[at] / n_pos * precision).sum())
 
+    def precision_recall_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(recall, precision)`` float64 arrays, one point per distinct score (highest first) at
+        which a truly noisy pixel lies: flagging every pixel scored at least that high."""
+        pos, neg = self.pos.double().flip(0), self.neg.double().flip(0)
+        tp, fp = torch.cumsum(pos, 0), torch.cumsum(neg, 0)
+        at = pos > 0
+        n_pos = float(pos.sum())
+        if n_pos == 0:
+            return np.zeros(0), np.zeros(0)
+        return (tp[at] / n_pos).numpy(), (tp[at] / (tp[at] + fp[at])).numpy()
+
 
 class DetectionQuality:
     """Precision, recall and F1 of flagged pixels against the true noise, plus score ranking."""

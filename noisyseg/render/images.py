@@ -41,3 +41,42 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(buf, format="PNG", compress_level=3)
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """``(H, W)`` scaled down so that neither exceeds ``max_side`` (never up)."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(picture: np.ndarray, size: tuple[int, int], smooth: bool) -> np.ndarray:
+    """``(H, W[, 3])`` uint8 to ``size`` = (H', W'): bilinear for photos, nearest for labels and masks."""
+    from PIL import Image
+
+    if picture.shape[:2] == tuple(size):
+        return picture
+    im = Image.fromarray(np.ascontiguousarray(picture))
+    return np.asarray(im.resize((size[1], size[0]), Image.BILINEAR if smooth else Image.NEAREST))
+
+
+def gallery_panels(photo: np.ndarray, given: np.ndarray, predicted: np.ndarray, flags: np.ndarray,
+                   palette: list[list[int]], corrected: np.ndarray | None = None, truth: np.ndarray | None = None,
+                   max_side: int = 640) -> list[tuple[str, str, np.ndarray]]:
+    """The pictures of one image side by side, each ``(name, title, (H', W', 3) uint8)``: the photo,
+    the given label, the prediction, the flagged pixels in red over the photo, and the corrected
+    label and the ground truth when given. ``photo`` ``(H, W, 3)``; labels ``(H, W)`` uint8 ids;
+    ``flags`` ``(H, W)`` bool. Pictures larger than ``max_side`` are scaled down."""
+    size = fit_size(*photo.shape[:2], max_side)
+    small = resize(photo, size, smooth=True)
+
+    def label(ids: np.ndarray) -> np.ndarray:
+        return colourise(resize(np.asarray(ids, np.uint8), size, smooth=False), palette)
+
+    panels = [("photo", "photo", small), ("given", "given label", label(given)),
+              ("predicted", "prediction (argmax)", label(predicted)),
+              ("flagged", "flagged pixels (red)", overlay(small, resize(flags.astype(np.uint8), size, False) > 0))]
+    if corrected is not None:
+        panels.append(("corrected", "corrected label", label(corrected)))
+    if truth is not None:
+        panels.append(("truth", "ground truth", label(truth)))
+    return panels
