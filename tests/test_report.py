@@ -69,6 +69,9 @@ def test_report_files_and_figures(cli, shapes_chain, tmp_path):
     assert report["label_quality"]["given labels"]["precision"] == pytest.approx(float((gt == labels).mean()))
     assert report["detection_quality"]["precision"] == pytest.approx(float((gt != labels)[flags].mean()))
     assert 0 <= report["calibration"]["ece"] <= 1 and report["calibration"]["against"] == "ground truth"
+    evaluated = json.loads(cli("evaluate", c["data"], "--split", "weak", "--probs", c["probs"], "--json").out)
+    assert report["calibration"]["ece"] == pytest.approx(evaluated["probs"]["ece"], abs=1e-9)
+    assert report["label_quality"]["model argmax"]["miou"] == pytest.approx(evaluated["probs"]["miou"])
     if "skipped" not in report["plots"]:
         assert set(report["plots"]) == {"image_scores", "noise_scores", "reliability", "precision_recall"}
     classes = {r["class"]: r for r in csv.DictReader((out / "classes.csv").open())}

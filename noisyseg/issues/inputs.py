@@ -48,6 +48,7 @@ class Images:
         if batch_size is not None and batch_size <= 0:
             raise ValueError(f"Batch size must be greater than 0, got {batch_size}")
         self.labels, self.dense = _images(labels, 3, "labels")
+        self._dense_labels = np.asarray(labels) if self.dense else None  # sliced without copies
         self.probs = None
         self._dense_probs = None  # the (N, K, H, W) array itself, sliced without copies
         if pred_probs is not None:
@@ -97,7 +98,8 @@ class Images:
             limit = max(1, self.batch_values // per_image)
             while j < n and j - i < limit and self.labels[j].shape == shape:
                 j += 1
-            labels = torch.from_numpy(np.stack(self.labels[i:j]).astype(np.int64, copy=False))
+            chunk = self._dense_labels[i:j] if self._dense_labels is not None else np.stack(self.labels[i:j])
+            labels = torch.from_numpy(np.ascontiguousarray(chunk).astype(np.int64, copy=False))
             valid = labels != self.ignore_index
             self.check_values(labels, valid, i)
             probs = None

@@ -30,18 +30,24 @@ def get_label_quality_scores(labels, pred_probs, *, method: str = "softmin", bat
     temperature = kwargs.get("temperature", TEMPERATURE)
     images = Images(labels, pred_probs, ignore_index=ignore_index, batch_size=batch_size)
     image_scores = np.empty(len(images))
+    dense = np.empty((len(images), *images.labels[0].shape)) if images.dense and len(images) else None
     pixel_scores = []
     for b in images.batches():
         p_label = label_confidence(b.probs, b.labels).p_label
         if method == "softmin":
             image_scores[b.start: b.start + len(b.labels)] = softmin_scores(p_label, b.valid, temperature).numpy()
-        pixel_scores += list(np.where(b.valid.numpy(), p_label.double().numpy(), np.nan))
+        scores = dense[b.start: b.start + len(b.labels)] if dense is not None else np.empty(tuple(b.labels.shape))
+        scores[...] = p_label.numpy()
+        if not bool(b.valid.all()):
+            scores[~b.valid.numpy()] = np.nan
+        if dense is None:
+            pixel_scores += list(scores)
     if method == "num_pixel_issues":
         from noisyseg.issues.filter import find_label_issues
 
         flags = find_label_issues(labels, pred_probs, batch_size=batch_size, verbose=False, ignore_index=ignore_index,
                                   **{k: v for k, v in kwargs.items() if k == "downsample"})
-        for i, (issues, scores) in enumerate(zip(flags, pixel_scores)):
+        for i, (issues, scores) in enumerate(zip(flags, dense if dense is not None else pixel_scores)):
             valid = ~np.isnan(scores)
             image_scores[i] = 1 - issues[valid].mean() if valid.any() else np.nan
-    return image_scores, images.shaped(pixel_scores)
+    return image_scores, dense if dense is not None else pixel_scores

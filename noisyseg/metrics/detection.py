@@ -123,6 +123,16 @@ class DetectionQuality:
             scores = scores if torch.is_tensor(scores) else torch.from_numpy(np.asarray(scores, dtype=np.float32))
             self.ranking.add(scores, truth, valid)
 
+    def add_counts(self, tp: int, fp: int, fn: int, tn: int) -> None:
+        """Adds pixel counts found elsewhere (flagged and truly noisy, flagged and right, ...)."""
+        self.tp, self.fp, self.fn, self.tn = self.tp + tp, self.fp + fp, self.fn + fn, self.tn + tn
+
+    def add_scores(self, scores: torch.Tensor, is_noisy: torch.Tensor, valid: torch.Tensor) -> None:
+        """Adds noise scores to the ranking (AUROC, AP): tensors of one shape, ``valid`` the pixels
+        that count."""
+        self.has_scores = True
+        self.ranking.add(scores, is_noisy, valid)
+
     def summary(self) -> dict:
         flagged = self.tp + self.fp
         noisy = self.tp + self.fn

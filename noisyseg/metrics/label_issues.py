@@ -96,38 +96,36 @@ def cutoff_from_values(values: np.ndarray, issues: int, thresholds: torch.Tensor
 class IssueRule:
     """The rule's statistics streamed over batches, then :meth:`cutoff`.
 
-    Holds per-class sums and counts of own-label probability, one float16 histogram of own-label
-    probability and a ``(C, 65536)`` float16 histogram of ``p_best`` per most probable class over
-    the pixels it disagrees with: memory independent of the dataset, exact for float16 probs (for
-    other dtypes, values are ranked at float16 precision).
+    Holds a ``(C, 65536)`` float16 histogram of own-label probability per labelled class (which
+    gives the thresholds and the ranking) and one of ``p_best`` per most probable class over the
+    pixels it disagrees with (which gives N): memory independent of the dataset, exact for float16
+    probs (for other dtypes, values are taken at float16 precision).
     """
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        self.sums = torch.zeros(num_classes, dtype=torch.float64)
-        self.counts = torch.zeros(num_classes, dtype=torch.float64)
-        self.by_value: torch.Tensor | None = None  # (1, 65536) counts of p_label
-        self.disagree: torch.Tensor | None = None  # (C, 65536) counts of p_best where best != label
+        self.by_label: torch.Tensor | None = None  # (C, 65536) counts of p_label per label
+        self.disagree: torch.Tensor | None = None  # (C, 65536) counts of p_best per best class where best != label
 
     def update(self, p_label: torch.Tensor, best: torch.Tensor, p_best: torch.Tensor, labels: torch.Tensor,
                valid: torch.Tensor) -> None:
         """One batch ``(B, H, W)`` each (see :func:`noisyseg.ops.label_confidence`)."""
         C = self.num_classes
-        lab = labels[valid]
-        self.sums += torch.bincount(lab, weights=p_label[valid].double(), minlength=C).cpu()[:C]
-        self.counts += torch.bincount(lab, minlength=C).double().cpu()[:C]
-        zero = torch.zeros_like(labels)
-        self.by_value = grouped_histograms(p_label, zero, 1, valid, into=self.by_value)
+        group = torch.where(valid, labels, 0)
+        self.by_label = grouped_histograms(p_label, group, C, valid, into=self.by_label)
         self.disagree = grouped_histograms(p_best, best, C, valid & (best != labels), into=self.disagree)
 
     def cutoff(self) -> Cutoff:
-        thresholds = confident_thresholds(self.sums, self.counts)
-        if self.by_value is None:
-            return Cutoff(0, -np.inf, 0, thresholds.tolist())
         values = float16_from_keys(torch.arange(_BINS)).double()  # ascending; NaN bins hold nothing
+        if self.by_label is None:
+            return Cutoff(0, -np.inf, 0, confident_thresholds(torch.zeros(self.num_classes),
+                                                              torch.zeros(self.num_classes)).tolist())
+        by_label = self.by_label.cpu().double()
+        finite = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        thresholds = confident_thresholds((by_label * finite).sum(1), by_label.sum(1))
         reach = values[None, :] >= (thresholds[:, None] - TOLERANCE)
         issues = int(self.disagree.cpu()[reach].sum())
-        ranked = torch.cumsum(self.by_value.cpu()[0], 0)
+        ranked = torch.cumsum(self.by_label.cpu().sum(0), 0)
         issues = min(issues, int(ranked[-1]))
         if issues == 0:
             return Cutoff(0, -np.inf, 0, thresholds.tolist())

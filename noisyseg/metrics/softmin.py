@@ -18,10 +18,12 @@ def softmin_scores(p_label: torch.Tensor, valid: torch.Tensor, temperature: floa
     """``(B,)`` float64 scores of a batch: ``p_label`` ``(B, H, W)`` float, ``valid`` same-shape bool."""
     if not temperature:
         raise ValueError("softmin: temperature must be non-zero")
-    s = p_label.double().reshape(p_label.shape[0], -1)
-    ok = valid.reshape(valid.shape[0], -1)
-    x = torch.where(ok, (1.0 - s) / max(temperature, _EPSILON), -torch.inf)
-    top = x.amax(1, keepdim=True)
-    w = torch.where(ok, torch.exp(x - torch.where(torch.isfinite(top), top, 0.0)), 0.0)
+    B = p_label.shape[0]
+    s = p_label.reshape(B, -1).double()
+    ok = valid.reshape(B, -1)
+    w = torch.rsub(s, 1.0).div_(max(temperature, _EPSILON)).masked_fill_(~ok, -torch.inf)  # (1 - s) / T
+    top = w.amax(1, keepdim=True)
+    w.sub_(torch.where(torch.isfinite(top), top, 0.0)).exp_()  # the softmax's numerators; 0 where not valid
     total = w.sum(1)
-    return torch.where(total > 0, (w * torch.where(ok, s, 0.0)).sum(1) / total, torch.nan)
+    weighted = (w * s.masked_fill_(~ok, 0.0)).sum(1)
+    return torch.where(total > 0, weighted / total, torch.nan)

@@ -119,7 +119,7 @@ def report(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
                 flags = (cleaned_t == IGNORE) & valid
             else:
                 flags = flagger(conf.p_label, valid, conf.best != b.labels)
-            noise = _read_scores(score_dir, b.ids, size, dev) if score_dir else 1.0 - conf.p_label.float()
+            noise = _read_scores(score_dir, b.ids, size, dev) if score_dir else 1 - conf.p_label  # probs' dtype (float16)
             acc.update(b, conf, valid, flags, noise, cleaned_t, corrected_t)
         with timer("gallery"):
             for k, image_id in enumerate(b.ids):
@@ -166,7 +166,7 @@ def _stack(label_dir: LabelDir, ids: list[str], C: int, size, dev) -> torch.Tens
 
 
 def _read_scores(score_dir, ids: list[str], size, dev) -> torch.Tensor:
-    """detect's noise scores ``(B, H, W)`` float32, validated."""
+    """detect's noise scores ``(B, H, W)`` float16 (as detect writes them), validated."""
     out = []
     for image_id in ids:
         path = score_dir.path(image_id)
@@ -177,7 +177,7 @@ def _read_scores(score_dir, ids: list[str], size, dev) -> torch.Tensor:
         if arr.dtype.kind != "f" or arr.shape != tuple(size):
             raise InputError(path, f"float noise scores of shape {tuple(size)}", f"shape {arr.shape} dtype {arr.dtype}")
         check_finite(arr, path)
-        out.append(arr.astype(np.float32))
+        out.append(arr)
     return torch.from_numpy(np.stack(out)).to(dev)
 
 
@@ -199,35 +199,50 @@ class _Figures:
                 self.quality["cleaned labels"] = LabelQuality(C, classes)
             if has_corrected:
                 self.quality["corrected labels"] = LabelQuality(C, classes)
-            self.noisy_by_class = torch.zeros(C, dtype=torch.int64)
-            self.checked_by_class = torch.zeros(C, dtype=torch.int64)
 
     def update(self, b, conf, valid, flags, noise, cleaned, corrected) -> None:
-        C = self.C
-        lab = b.labels
-        self.pairs += torch.bincount((lab * C + conf.best)[valid], minlength=C * C).cpu()
-        self.flagged_pairs += torch.bincount((lab * C + conf.best)[flags], minlength=C * C).cpu()
-        self.ignored += int((~valid).sum())
-        n_valid = valid.sum((1, 2)).tolist()
-        n_flag = flags.sum((1, 2)).tolist()
+        """One batch: ``conf`` of ``label_confidence``; ``valid``, ``flags`` ``(B, H, W)`` bool;
+        ``noise`` the noise score; ``cleaned``/``corrected`` labels or None."""
+        C, K = self.C, self.C + 1
+        # int32 codes built in place: these are the pass's heaviest arrays.
+        given = b.labels.to(torch.int32).masked_fill_(~valid, C)  # C stands for 255 in the joint counts
+        best = conf.best.to(torch.int32)
+        B = len(b.ids)
+        image = torch.arange(B, dtype=torch.int32, device=given.device).view(B, 1, 1)
+        # (image, given, predicted, flagged) in one bincount
+        code = (given * (2 * C)).add_(best, alpha=2).add_(flags).add_(image, alpha=K * C * 2)
+        counts = torch.bincount(code.view(-1), minlength=B * K * C * 2).reshape(B, K, C, 2).cpu()
+        self.pairs += counts[:, :C].sum((0, 3)).reshape(-1)
+        self.flagged_pairs += counts[:, :C, :, 1].sum(0).reshape(-1)
+        self.ignored += int(counts[:, C].sum())
+        n_valid = counts[:, :C].sum((1, 2, 3)).tolist()
+        n_flag = counts[:, :C, :, 1].sum((1, 2)).tolist()
         if self.has_gt:
-            gt = b.gt
-            checked = valid & (gt != IGNORE)
-            wrong = checked & (gt != lab)
-            n_checked, n_wrong = checked.sum((1, 2)).tolist(), wrong.sum((1, 2)).tolist()
-            self.noisy_by_class += torch.bincount(lab[wrong], minlength=C)[:C].cpu()
-            self.checked_by_class += torch.bincount(lab[checked], minlength=C)[:C].cpu()
-            self.detection.update(gt, lab, flags, noise)
-            self.quality["given labels"].update(gt, lab)
-            self.quality["model argmax"].update(gt, conf.best)
+            truth = b.gt.to(torch.int32)
+            truth.masked_fill_(truth == IGNORE, C)
+            checked = valid & (truth < C)
+            self.detection.add_scores(noise, checked & (truth != given), checked)
+            # (image, ground truth, given, flagged): the given labels' quality, the flags' against the true noise
+            code = torch.mul(truth, 2 * K, out=code).add_(given, alpha=2).add_(flags).add_(image, alpha=K * K * 2)
+            joint = torch.bincount(code.view(-1), minlength=B * K * K * 2).reshape(B, K, K, 2).cpu()
+            self.quality["given labels"].add_confusion(joint.sum((0, 3)), B)
+            right = torch.diagonal(joint[:, :C, :C], dim1=1, dim2=2).sum(2)  # (B, 2): right labels, (not) flagged
+            labelled = joint[:, :C, :C].sum((1, 2))  # (B, 2)
+            tp, fp = int(labelled[:, 1].sum() - right[:, 1].sum()), int(right[:, 1].sum())
+            fn, tn = int(labelled[:, 0].sum() - right[:, 0].sum()), int(right[:, 0].sum())
+            self.detection.add_counts(tp=tp, fp=fp, fn=fn, tn=tn)
+            n_checked, n_wrong = labelled.sum(1).tolist(), (labelled - right).sum(1).tolist()
+            code = torch.mul(truth, C, out=code).add_(best)
+            argmax = torch.bincount(code.view(-1), minlength=K * C).reshape(K, C).cpu()
+            self.quality["model argmax"].add_confusion(torch.cat([argmax, torch.zeros(K, 1, dtype=argmax.dtype)], 1), B)
             if cleaned is not None:
-                self.quality["cleaned labels"].update(gt, cleaned)
+                self.quality["cleaned labels"].update(b.gt, cleaned)
             if corrected is not None:
-                self.quality["corrected labels"].update(gt, corrected)
-            self.calibration.update(b.probs, gt)
+                self.quality["corrected labels"].update(b.gt, corrected)
+            self.calibration.add(conf.p_best, conf.best, b.gt)
         else:
             n_checked = n_wrong = [None] * len(b.ids)
-            self.calibration.update(b.probs, lab)
+            self.calibration.add(conf.p_best, conf.best, b.labels)
             hist = split_histograms(noise, flags, valid)
             self.score_hist = hist if self.score_hist is None else (self.score_hist[0] + hist[0],
                                                                     self.score_hist[1] + hist[1])
@@ -252,8 +267,9 @@ class _Figures:
         for k, name in enumerate(names):
             row = {"class": name, "pixels": int(given[k]), "share": _ratio(given[k], pixels),
                    "model_agrees": _ratio(pairs[k, k], given[k]), "flagged_share": _ratio(flagged[k].sum(), given[k])}
-            if self.has_gt:
-                row["noise_rate"] = _ratio(int(self.noisy_by_class[k]), int(self.checked_by_class[k]))
+            if self.has_gt:  # the given labels' confusion with the ground truth: rows truth, columns given
+                cm = self.quality["given labels"].cm.matrix
+                row["noise_rate"] = _ratio(cm[:, k].sum() - cm[k, k], cm[:, k].sum())
                 row["iou_given"] = self.quality["given labels"].cm.iou()[k]
             classes.append({key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in row.items()})
         out["classes"] = classes
