@@ -4,7 +4,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 from conftest import assert_one_line_error
 from PIL import Image
 

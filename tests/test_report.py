@@ -144,12 +144,11 @@ def test_report_bad_inputs(cli, shapes_chain, tmp_path):
                           "for every image of split 'weak'", "4 of 8 images missing")
     assert_one_line_error(cli(*base, "--split", "weak", "--probs", tmp_path / "nowhere"), "nowhere", "no such directory")
     assert_one_line_error(cli(*base, "--split", "nosuch", "--probs", c["probs"]), "nosuch.txt", "known splits")
-    bad = tmp_path / "bad.npy"
     (partial / "weak_0004.npy").write_bytes(b"not an array")
     for p in sorted(Path(c["probs"]).glob("weak_000[5-7].npy")):
         shutil.copy(p, partial / p.name)
     assert_one_line_error(cli(*base, "--split", "weak", "--probs", partial), "weak_0004.npy", "unreadable")
-    assert not (tmp_path / "out").exists() and not bad.exists()
+    assert not (tmp_path / "out").exists()
 
     data = tmp_path / "data"
     shutil.copytree(c["data"], data)
@@ -241,3 +240,19 @@ def test_camvid_report_renders(cli, camvid_root, tmp_path):
     assert report["detection_quality"]["precision"] > report["detection_quality"]["noise_rate"]
     check = render_check(out, tmp_path)
     assert check["images"] >= 4 * 5 and check["broken"] == []
+
+
+def test_report_failing_late_leaves_the_previous_report(cli, shapes_chain, tmp_path):
+    """A ground-truth mask of the wrong size is only read in the second pass: the run fails with one
+    line, the previous report stays whole and no staging directory is left."""
+    c = shapes_chain
+    data = tmp_path / "data"
+    shutil.copytree(c["data"], data)
+    args = ["report", data, "--split", "weak", "--labels", c["noisy"], "--probs", c["probs"], "--out",
+            tmp_path / "report", "--worst", "1"]
+    assert cli(*args).code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()}
+    LabelDir(data / "masks").write("weak_0005", np.zeros((10, 10), np.uint8))
+    assert_one_line_error(cli(*args), "weak_0005.png", "size 48x48")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]

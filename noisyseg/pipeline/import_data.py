@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from noisyseg.errors import InputError, NoisySegError
-from noisyseg.io.atomic import atomic_write, write_json
+from noisyseg.io.atomic import atomic_write, replace_dir, write_json
 from noisyseg.io.dataset import IMAGE_SUFFIXES, check_id
 from noisyseg.io.dirs import write_label_png
 from noisyseg.io.sources import Source, scan
@@ -42,7 +42,7 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, copy: bool = Fals
                   "notes": source.notes, "timings": timer.seconds}
         write_json(staging / RUN_FILE, {"command": "import", "params": params})
         report = write_report(staging, report)
-        _replace(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -111,14 +111,3 @@ def _write(source: Source, root: Path, name: str, copy: bool, track: Track) -> d
     meta["source"] = f"noisyseg import {source.format}"
     write_json(root / "dataset.json", meta)
     return {"masks": masks, "images_without_mask": len(source.items) - masks}
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Moves the finished staging dir to ``out`` (an empty dir or a previous import is replaced)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

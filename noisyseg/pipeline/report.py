@@ -10,8 +10,9 @@ batch, as in ``detect``):
    (given -> predicted class) over them, the per-class table, calibration, label and detection
    quality against ground truth where the dataset has masks, and the gallery of the worst images.
 
-Nothing is written before the first pass has read (and so validated) every input; each file is
-written atomically and ``index.html`` last.
+Nothing is written before the first pass has read (and so checked) every probs and label file.
+The report is then built in a staging directory beside ``out`` and renamed into place when it is
+complete, so a failure (a bad mask met in pass 2) leaves the previous report, or nothing, behind.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ import torch
 
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
-from noisyseg.io.atomic import atomic_write
+from noisyseg.io.atomic import atomic_write, replace_dir
 from noisyseg.io.dirs import check_finite
 from noisyseg.io.palette import dataset_palette
 from noisyseg.metrics import CalibrationError, DetectionQuality, LabelQuality
@@ -34,7 +37,7 @@ from noisyseg.metrics.detection import float16_from_keys, split_histograms
 from noisyseg.metrics.label_issues import IssueRule
 from noisyseg.metrics.softmin import softmin_scores
 from noisyseg.ops.label_confidence import label_confidence
-from noisyseg.pipeline.common import OutputDir, Timer, Track, no_track, select_device, write_report
+from noisyseg.pipeline.common import RUN_FILE, OutputDir, Timer, Track, no_track, select_device, write_report
 from noisyseg.pipeline.detect import iter_batches
 
 IGNORE = 255
@@ -59,99 +62,123 @@ def report(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
     """
     if worst < 0:
         raise ParameterError(f"--worst: expected a count >= 0, found {worst}")
-    ds = Dataset(dataset)
-    ids = ds.ids(split)
-    if not ids:
-        raise InputError(ds.root / "splits" / f"{split}.txt", "at least one image id", "an empty split")
-    palette = dataset_palette(ds)
-    dirs = {"labels": LabelDir(labels).require(), "probs": ProbsDir(probs).require()}
-    if cleaned is not None:
-        dirs["cleaned"] = LabelDir(cleaned).require()
-    if corrected is not None:
-        dirs["corrected"] = LabelDir(corrected).require()
-    score_dir = ProbsDir(scores).require() if scores is not None else None  # <id>.npy files
-    for name, d in [*dirs.items(), *([("scores", score_dir)] if score_dir else [])]:
-        _require_every_file(d, ids, split, name)
-    has_gt = all(ds.has_mask(i) for i in ids)
-    dev = select_device(device)
-    timer = Timer()
-    C = ds.num_classes
-
-    def batches(description: str, with_gt: bool):
-        it = iter_batches(ds, ids, dirs["labels"], dirs["probs"], dev, batch_size, with_gt=with_gt)
-        return track(timer.iterate(it, "read"), -(-len(ids) // batch_size), description)
-
-    # Pass 1: image scores and, without detect's output, cleanlab's rule.
-    image_score: dict[str, float] = {}
-    rule = IssueRule(C) if cleaned is None else None
-    for b in batches(f"report {split}: scores", with_gt=False):
-        with timer("score"):
-            conf = label_confidence(b.probs, b.labels)
-            valid = b.labels != IGNORE
-            image_score.update(zip(b.ids, softmin_scores(conf.p_label, valid).tolist()))
-            if rule is not None:
-                rule.update(conf.p_label, conf.best, conf.p_best, b.labels, valid)
-    cutoff = rule.cutoff() if rule is not None else None
-    ranked = sorted(ids, key=lambda i: (np.isnan(image_score[i]), image_score[i]))
-    gallery_rank = {image_id: r for r, image_id in enumerate(ranked[:worst])}
-
-    params = {"dataset": str(Path(dataset).resolve()), "split": split,
-              **{k: str(Path(v).resolve()) if v is not None else None
-                 for k, v in (("labels", labels), ("probs", probs), ("cleaned", cleaned), ("scores", scores),
-                              ("corrected", corrected))}, "worst": worst}
-    OutputDir(out, "report", params, force)
+    run = _Run(dataset, split, labels, probs, cleaned, scores, corrected, worst, batch_size, device, track)
+    run.first_pass()
+    OutputDir(out, "report", run.params, force)  # refuses another report's directory without --force
     out = Path(out)
-    for stale in (out / "gallery").glob("*.png"):
-        stale.unlink()
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.report-", dir=out.parent))
+    try:
+        run.second_pass(work)
+        result = run.write(work)
+        shutil.copy(out / RUN_FILE, work / RUN_FILE)
+        replace_dir(work, out)  # the previous report stays whole until the new one is complete
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return result
 
-    # Pass 2: flags and every figure that needs them, the gallery on the way.
-    flagger = cutoff.flagger() if cutoff is not None else None
-    acc = _Figures(C, ds.classes, has_gt, cleaned is not None, corrected is not None)
-    gallery: list[dict] = []
-    for b in batches(f"report {split}: figures", with_gt=has_gt):
-        with timer("figures"):
-            size = tuple(b.labels.shape[-2:])
-            conf = label_confidence(b.probs, b.labels)
-            valid = b.labels != IGNORE
-            cleaned_t = _stack(dirs["cleaned"], b.ids, C, size, dev) if cleaned is not None else None
-            corrected_t = _stack(dirs["corrected"], b.ids, C, size, dev) if corrected is not None else None
-            if cleaned_t is not None:
-                flags = (cleaned_t == IGNORE) & valid
-            else:
-                flags = flagger(conf.p_label, valid, conf.best != b.labels)
-            noise = _read_scores(score_dir, b.ids, size, dev) if score_dir else 1 - conf.p_label  # probs' dtype (float16)
-            acc.update(b, conf, valid, flags, noise, cleaned_t, corrected_t)
-        with timer("gallery"):
-            for k, image_id in enumerate(b.ids):
-                if image_id in gallery_rank:
-                    gallery.append(_draw(out, gallery_rank[image_id], image_id, ds, b, k, conf.best[k], flags[k],
-                                         corrected_t, palette, image_score[image_id], acc))
-    gallery.sort(key=lambda g: g["rank"])
 
-    with timer("write"):
-        result = acc.summary()
-        result["image_scores"] = {i: image_score[i] for i in ranked}
-        plots = _plots(out, acc, result, _detect_report(cleaned, scores, split))
-        rows = _image_rows(ranked, image_score, acc)
-        _write_csv(out / "images.csv", list(rows[0]) if rows else ["id"], [list(r.values()) for r in rows])
-        _write_csv(out / "confusions.csv", ["given", "predicted", "pixels", "share_of_given"],
-                   [[c["given"], c["predicted"], c["pixels"], c["share_of_given"]] for c in result["all_confusions"]])
-        _write_csv(out / "classes.csv", list(result["classes"][0]), [list(c.values()) for c in result["classes"]])
-        report_json = {"command": "report", **params, "images": len(ids), "ground_truth": has_gt,
-                       "flags_from": "cleaned" if cleaned is not None else "cleanlab rule",
-                       **({"cleanlab_rule": {"issues": cutoff.issues, "own_label_probability_cutoff": cutoff.theta,
-                                             "class_thresholds": dict(zip(ds.classes, cutoff.thresholds))}}
-                          if cutoff is not None else {}),
-                       **{k: v for k, v in result.items() if k != "all_confusions"},
-                       "confusions": result["all_confusions"][:TOP_CONFUSIONS],
-                       "worst_images": rows[:worst], "gallery": gallery, "plots": plots,
-                       "timings": timer.seconds}
-        report_json = write_report(out, report_json)
-        from noisyseg.render.html import page
+class _Run:
+    """One report: its checked inputs, then pass 1, pass 2 (into a directory) and the files."""
 
-        html = page(report_json, rows, palette, ds.classes)
-        atomic_write(out / "index.html", lambda f: f.write(html), mode="w")
-    return report_json
+    def __init__(self, dataset, split, labels, probs, cleaned, scores, corrected, worst, batch_size, device, track):
+        self.ds = ds = Dataset(dataset)
+        self.split, self.worst, self.track = split, worst, track
+        self.ids = ds.ids(split)
+        if not self.ids:
+            raise InputError(ds.root / "splits" / f"{split}.txt", "at least one image id", "an empty split")
+        self.palette = dataset_palette(ds)
+        self.labels, self.probs = LabelDir(labels).require(), ProbsDir(probs).require()
+        self.cleaned = LabelDir(cleaned).require() if cleaned is not None else None
+        self.corrected = LabelDir(corrected).require() if corrected is not None else None
+        self.scores = ProbsDir(scores).require() if scores is not None else None  # <id>.npy noise scores
+        named = {"labels": self.labels, "probs": self.probs, "cleaned": self.cleaned, "corrected": self.corrected,
+                 "scores": self.scores}
+        for name, d in named.items():
+            if d is not None:
+                _require_every_file(d, self.ids, split, name)
+        self.params = {"dataset": str(ds.root.resolve()), "split": split,
+                       **{k: str(d.root.resolve()) if d is not None else None for k, d in named.items()},
+                       "worst": worst}
+        self.has_gt = all(ds.has_mask(i) for i in self.ids)
+        self.device = select_device(device)
+        self.batch_size = batch_size
+        self.timer = Timer()
+
+    def batches(self, description: str, with_gt: bool):
+        it = iter_batches(self.ds, self.ids, self.labels, self.probs, self.device, self.batch_size, with_gt=with_gt)
+        return self.track(self.timer.iterate(it, "read"), -(-len(self.ids) // self.batch_size), description)
+
+    def first_pass(self) -> None:
+        """Image scores and, without detect's output, the statistics of cleanlab's rule; every
+        probs and label file is read (and so checked) here, before anything is written."""
+        self.image_score: dict[str, float] = {}
+        rule = IssueRule(self.ds.num_classes) if self.cleaned is None else None
+        for b in self.batches(f"report {self.split}: scores", with_gt=False):
+            with self.timer("score"):
+                conf = label_confidence(b.probs, b.labels)
+                valid = b.labels != IGNORE
+                self.image_score.update(zip(b.ids, softmin_scores(conf.p_label, valid).tolist()))
+                if rule is not None:
+                    rule.update(conf.p_label, conf.best, conf.p_best, b.labels, valid)
+        self.cutoff = rule.cutoff() if rule is not None else None
+        self.ranked = sorted(self.ids, key=lambda i: (np.isnan(self.image_score[i]), self.image_score[i]))
+
+    def second_pass(self, out: Path) -> None:
+        """Flags and every figure that needs them; the gallery's pictures into ``out`` on the way."""
+        C = self.ds.num_classes
+        gallery_rank = {image_id: r for r, image_id in enumerate(self.ranked[: self.worst])}
+        flagger = self.cutoff.flagger() if self.cutoff is not None else None
+        self.figures = acc = _Figures(C, self.ds.classes, self.has_gt, self.cleaned is not None,
+                                      self.corrected is not None)
+        self.gallery = []
+        for b in self.batches(f"report {self.split}: figures", with_gt=self.has_gt):
+            with self.timer("figures"):
+                size = tuple(b.labels.shape[-2:])
+                conf = label_confidence(b.probs, b.labels)
+                valid = b.labels != IGNORE
+                cleaned = _stack(self.cleaned, b.ids, C, size, self.device) if self.cleaned else None
+                corrected = _stack(self.corrected, b.ids, C, size, self.device) if self.corrected else None
+                if cleaned is not None:
+                    flags = (cleaned == IGNORE) & valid
+                else:
+                    flags = flagger(conf.p_label, valid, conf.best != b.labels)
+                noise = _read_scores(self.scores, b.ids, size, self.device) if self.scores else 1 - conf.p_label
+                acc.update(b, conf, valid, flags, noise, cleaned, corrected)
+            with self.timer("gallery"):
+                for k, image_id in enumerate(b.ids):
+                    if image_id in gallery_rank:
+                        self.gallery.append(_draw(out, gallery_rank[image_id], image_id, self.ds, b, k, conf.best[k],
+                                                  flags[k], corrected, self.palette, self.image_score[image_id], acc))
+        self.gallery.sort(key=lambda g: g["rank"])
+
+    def write(self, out: Path) -> dict:
+        """report.json, the CSVs, the plots and index.html (last) into ``out``; returns the report."""
+        with self.timer("write"):
+            result = self.figures.summary()
+            result["image_scores"] = {i: self.image_score[i] for i in self.ranked}
+            plots = _plots(out, self.figures, result, _detect_report(self.cleaned, self.scores, self.split))
+            rows = _image_rows(self.ranked, self.image_score, self.figures)
+            _write_csv(out / "images.csv", list(rows[0]), [list(r.values()) for r in rows])
+            _write_csv(out / "confusions.csv", ["given", "predicted", "pixels", "share_of_given"],
+                       [[c["given"], c["predicted"], c["pixels"], c["share_of_given"]] for c in result["all_confusions"]])
+            _write_csv(out / "classes.csv", list(result["classes"][0]), [list(c.values()) for c in result["classes"]])
+            cutoff = self.cutoff
+            rule = {} if cutoff is None else {"cleanlab_rule": {
+                "issues": cutoff.issues, "own_label_probability_cutoff": cutoff.theta,
+                "class_thresholds": dict(zip(self.ds.classes, cutoff.thresholds))}}
+            report = {"command": "report", **self.params, "images": len(self.ids), "ground_truth": self.has_gt,
+                      "flags_from": "cleaned" if self.cleaned is not None else "cleanlab rule", **rule,
+                      **{k: v for k, v in result.items() if k != "all_confusions"},
+                      "confusions": result["all_confusions"][:TOP_CONFUSIONS],
+                      "worst_images": rows[: self.worst], "gallery": self.gallery, "plots": plots,
+                      "timings": self.timer.seconds}
+            report = write_report(out, report)
+            from noisyseg.render.html import page
+
+            html = page(report, rows, self.palette, self.ds.classes)
+            atomic_write(out / "index.html", lambda f: f.write(html), mode="w")
+        return report
 
 
 def _require_every_file(d, ids: list[str], split: str, what: str) -> None:
@@ -314,10 +341,10 @@ def _image_rows(ranked: list[str], image_score: dict, acc: _Figures) -> list[dic
     return rows
 
 
-def _detect_report(cleaned, scores, split: str) -> dict | None:
+def _detect_report(cleaned: LabelDir | None, scores: ProbsDir | None, split: str) -> dict | None:
     """detect's report for the split (report-<split>.json, else report.json) from the cleaned dir
     or the scores dir's parent, when there is one."""
-    for d in filter(None, (cleaned, Path(scores).parent if scores else None)):
+    for d in filter(None, (cleaned.root if cleaned else None, scores.root.parent if scores else None)):
         for name in (f"report-{split}.json", "report.json"):
             path = Path(d) / name
             if path.is_file():
