@@ -36,7 +36,7 @@ def find_label_issues(labels, pred_probs, *, batch_size: int | None = None, n_jo
     sums = torch.zeros(C, dtype=torch.float64)
     counts = torch.zeros(C, dtype=torch.float64)
     for b in images.batches():
-        p_label = label_confidence(b.probs, b.labels).p_label
+        p_label = b.own_probability()
         lab = b.labels[b.valid]
         sums += torch.bincount(lab, weights=p_label[b.valid].double(), minlength=C)[:C]
         counts += torch.bincount(lab, minlength=C).double()[:C]

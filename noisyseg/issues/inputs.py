@@ -21,6 +21,14 @@ class Batch(NamedTuple):
     labels: torch.Tensor  #: (B, H, W) int64
     valid: torch.Tensor  #: (B, H, W) bool, labels != ignore_index
     probs: torch.Tensor | None  #: (B, K, H, W) float, None when no pred_probs were given
+    index: torch.Tensor  #: (B, H, W) int64, labels with ignored pixels set to 0
+    all_valid: bool  #: no pixel of the batch is ignored
+
+    def own_probability(self) -> torch.Tensor:
+        """``(B, H, W)`` each pixel's probability of its label (0 where ignored), read with one
+        gather: a fraction of the memory traffic of :func:`noisyseg.ops.label_confidence`."""
+        p = self.probs.gather(1, self.index.unsqueeze(1)).squeeze(1)
+        return p if self.all_valid else p.masked_fill_(~self.valid, 0)
 
 
 def _images(arrays, ndim: int, name: str) -> tuple[list[np.ndarray], bool]:
@@ -78,12 +86,14 @@ class Images:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def check_values(self, labels: torch.Tensor, valid: torch.Tensor, start: int) -> None:
-        if self.num_classes is None:
+    def check_values(self, index: torch.Tensor, start: int) -> None:
+        """``index``: a batch's labels with ignored pixels set to 0; raises unless all are class ids."""
+        if self.num_classes is None or not index.numel():
             return
-        bad = valid & ((labels < 0) | (labels >= self.num_classes))
-        if bool(bad.any()):
-            value = int(labels[bad][0])
+        low, high = (int(v) for v in torch.aminmax(index))
+        if low < 0 or high >= self.num_classes:
+            bad = (index < 0) | (index >= self.num_classes)
+            value = int(index[bad][0])
             image = start + int(bad.reshape(bad.shape[0], -1).any(1).int().argmax())
             raise ValueError(f"labels must be class ids in 0..{self.num_classes - 1} or ignore_index="
                              f"{self.ignore_index}, found {value} in image {image}")
@@ -101,14 +111,16 @@ class Images:
             chunk = self._dense_labels[i:j] if self._dense_labels is not None else np.stack(self.labels[i:j])
             labels = torch.from_numpy(np.ascontiguousarray(chunk).astype(np.int64, copy=False))
             valid = labels != self.ignore_index
-            self.check_values(labels, valid, i)
+            all_valid = bool(valid.all())
+            index = labels if all_valid else torch.where(valid, labels, 0)
+            self.check_values(index, i)
             probs = None
             if self.probs is not None:
                 p = self._dense_probs[i:j] if self._dense_probs is not None else np.stack(self.probs[i:j])
                 if p.dtype not in _TORCH_FLOATS:
                     p = p.astype(np.float64)
                 probs = torch.from_numpy(np.ascontiguousarray(p))
-            yield Batch(i, labels, valid, probs)
+            yield Batch(i, labels, valid, probs, index, all_valid)
             i = j
 
     def shaped(self, per_image: list[np.ndarray]):

@@ -6,7 +6,6 @@ import numpy as np
 
 from noisyseg.issues.inputs import Images
 from noisyseg.metrics.softmin import TEMPERATURE, softmin_scores
-from noisyseg.ops.label_confidence import label_confidence
 
 
 def get_label_quality_scores(labels, pred_probs, *, method: str = "softmin", batch_size: int | None = None,
@@ -33,7 +32,7 @@ def get_label_quality_scores(labels, pred_probs, *, method: str = "softmin", bat
     dense = np.empty((len(images), *images.labels[0].shape)) if images.dense and len(images) else None
     pixel_scores = []
     for b in images.batches():
-        p_label = label_confidence(b.probs, b.labels).p_label
+        p_label = b.own_probability()
         if method == "softmin":
             image_scores[b.start: b.start + len(b.labels)] = softmin_scores(p_label, b.valid, temperature).numpy()
         scores = dense[b.start: b.start + len(b.labels)] if dense is not None else np.empty(tuple(b.labels.shape))

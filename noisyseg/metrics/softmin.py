@@ -21,9 +21,13 @@ def softmin_scores(p_label: torch.Tensor, valid: torch.Tensor, temperature: floa
     B = p_label.shape[0]
     s = p_label.reshape(B, -1).double()
     ok = valid.reshape(B, -1)
-    w = torch.rsub(s, 1.0).div_(max(temperature, _EPSILON)).masked_fill_(~ok, -torch.inf)  # (1 - s) / T
+    every = bool(ok.all())
+    w = torch.rsub(s, 1.0).div_(max(temperature, _EPSILON))  # (1 - s) / T
+    if not every:
+        w.masked_fill_(~ok, -torch.inf)
+        s.masked_fill_(~ok, 0.0)
     top = w.amax(1, keepdim=True)
     w.sub_(torch.where(torch.isfinite(top), top, 0.0)).exp_()  # the softmax's numerators; 0 where not valid
     total = w.sum(1)
-    weighted = (w * s.masked_fill_(~ok, 0.0)).sum(1)
+    weighted = w.mul_(s).sum(1)
     return torch.where(total > 0, weighted / total, torch.nan)
