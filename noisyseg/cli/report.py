@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
                                               "default 1 - own-label probability)."),
         corrected: Optional[Path] = typer.Option(None, "--corrected", help="Corrected label dir, shown in the gallery."),
         worst: int = typer.Option(12, "--worst", min=0, help="Lowest-scoring images in the gallery."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per batch."),
+        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per batch (small batches stay in cache)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Overwrite a report made with other inputs."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),

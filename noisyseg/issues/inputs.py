@@ -12,7 +12,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import torch
 
-DEFAULT_BATCH_VALUES = 1 << 24  # pred_probs values per batch when batch_size is None
+DEFAULT_BATCH_VALUES = 1 << 22  # pred_probs values per batch when batch_size is None (small batches stay in cache)
 _TORCH_FLOATS = (np.float16, np.float32, np.float64)
 
 

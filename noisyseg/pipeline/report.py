@@ -46,7 +46,7 @@ TOP_CONFUSIONS = 20
 
 def report(dataset: str | Path, split: str, labels: str | Path, probs: str | Path, out: str | Path,
            cleaned: str | Path | None = None, scores: str | Path | None = None, corrected: str | Path | None = None,
-           worst: int = 12, batch_size: int = 8, device: str = "auto", force: bool = False,
+           worst: int = 12, batch_size: int = 4, device: str = "auto", force: bool = False,
            track: Track = no_track) -> dict:
     """Writes ``out/index.html`` (+ ``report.json``, ``images.csv``, ``confusions.csv``,
     ``classes.csv``, ``plots/*.png``, ``gallery/*.png``) and returns the report.
