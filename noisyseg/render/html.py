@@ -104,14 +104,14 @@ def page(report: dict, image_rows: list[dict], palette: list[list[int]], classes
 def _summary(report: dict) -> list[str]:
     flags_from = ("detect's output (flagged pixels set to 255)" if report["flags_from"] == "cleaned"
                   else "cleanlab's label-issue rule on these probs")
-    scores = [v for v in report.get("worst_images", []) if v.get("score") is not None]
+    lowest = next(iter(report.get("image_scores", {}).values()), None)  # image_scores are ranked, lowest first
     rows = [["images", report["images"]], ["labelled pixels", report["pixels"]],
             ["ignored pixels (255)", report["ignored_pixels"]], ["flagged pixels", report["flagged_pixels"]],
             ["share flagged", report["flagged_share"]], ["flags from", flags_from]]
     if "cleanlab_rule" in report:
         rows.append(["estimated label issues (cleanlab's rule)", report["cleanlab_rule"]["issues"]])
-    if scores:
-        rows.append(["lowest image score", scores[0]["score"]])
+    if lowest is not None:
+        rows.append(["lowest image score", lowest])
     cal = report["calibration"]
     rows.append([f"ECE of the probs (against {cal['against']})", cal["ece"]])
     if report.get("detection_quality"):
@@ -188,7 +188,9 @@ def _classes(report: dict, colours: dict) -> list[str]:
 def _images(report: dict, rows: list[dict]) -> list[str]:
     if not rows:
         return []
-    header = list(rows[0])
+    names = {"rank": "rank", "id": "image", "score": "score", "pixels": "labelled pixels",
+             "flagged_share": "flagged", "noise_rate": "truly wrong"}
+    header = [names.get(k, k) for k in rows[0]]
     shown = rows[:IMAGE_ROWS]
     return [f"<h2>Images by label-quality score (lowest {len(shown)} of {len(rows)})</h2>",
             '<p class="muted">score: cleanlab\'s softmin of the pixels\' own-label probability (1 = the model '
