@@ -38,10 +38,11 @@ def image_scores(scores: np.ndarray) -> bytes:
     """Histogram of per-image label-quality scores ``(N,)`` (NaN left out)."""
     fig, ax = _figure()
     finite = scores[np.isfinite(scores)]
-    ax.hist(finite, bins=40, range=(0, 1), color="#4c72b0")
+    top = min(1.0, float(finite.max()) * 1.1) if finite.size and finite.max() > 0 else 1.0  # softmin scores crowd near 0
+    ax.hist(finite, bins=40, range=(0, top), color="#4c72b0")
     ax.set_xlabel("image label-quality score (softmin of own-label probability)")
     ax.set_ylabel("images")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, top)
     return _png(fig)
 
 
