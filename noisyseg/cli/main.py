@@ -12,7 +12,8 @@ import warnings
 
 import typer
 
-from noisyseg.cli import correct, corrupt, demo, detect, evaluate, plugins, predict, pseudo_label, train, weight
+from noisyseg.cli import (correct, corrupt, demo, detect, evaluate, export, import_data, plugins, predict, pseudo_label,
+                          report, train, weight)
 
 app = typer.Typer(
     name="noisyseg",
@@ -30,7 +31,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
     pass
 
 
-for module in (plugins, corrupt, train, predict, detect, correct, pseudo_label, weight, evaluate, demo):
+for module in (plugins, import_data, export, corrupt, train, predict, detect, correct, pseudo_label, weight, evaluate, report,
+               demo):
     module.register(app)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +54,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             pass
         raise
     return path
+
+
+def replace_dir(staging: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Moves a finished directory ``staging`` to ``target`` (same filesystem), replacing what was
+    there: readers see the old directory or the new one, never a mix."""
+    staging, target = Path(staging), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -87,6 +87,17 @@ class ScoreRanking:
         precision = tp[at] / (tp[at] + fp[at])
         return float((pos[at] / n_pos * precision).sum())
 
+    def precision_recall_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(recall, precision)`` float64 arrays, one point per distinct score (highest first) at
+        which a truly noisy pixel lies: flagging every pixel scored at least that high."""
+        pos, neg = self.pos.double().flip(0), self.neg.double().flip(0)
+        tp, fp = torch.cumsum(pos, 0), torch.cumsum(neg, 0)
+        at = pos > 0
+        n_pos = float(pos.sum())
+        if n_pos == 0:
+            return np.zeros(0), np.zeros(0)
+        return (tp[at] / n_pos).numpy(), (tp[at] / (tp[at] + fp[at])).numpy()
+
 
 class DetectionQuality:
     """Precision, recall and F1 of flagged pixels against the true noise, plus score ranking."""
@@ -111,6 +122,16 @@ class DetectionQuality:
             self.has_scores = True
             scores = scores if torch.is_tensor(scores) else torch.from_numpy(np.asarray(scores, dtype=np.float32))
             self.ranking.add(scores, truth, valid)
+
+    def add_counts(self, tp: int, fp: int, fn: int, tn: int) -> None:
+        """Adds pixel counts found elsewhere (flagged and truly noisy, flagged and right, ...)."""
+        self.tp, self.fp, self.fn, self.tn = self.tp + tp, self.fp + fp, self.fn + fn, self.tn + tn
+
+    def add_scores(self, scores: torch.Tensor, is_noisy: torch.Tensor, valid: torch.Tensor) -> None:
+        """Adds noise scores to the ranking (AUROC, AP): tensors of one shape, ``valid`` the pixels
+        that count."""
+        self.has_scores = True
+        self.ranking.add(scores, is_noisy, valid)
 
     def summary(self) -> dict:
         flagged = self.tp + self.fp

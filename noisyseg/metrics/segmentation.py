@@ -94,6 +94,17 @@ class LabelQuality:
         self.gt_pixels += labelled + int(counts[C * C])
         self.images += gt.shape[0] if len(gt.shape) == 3 else 1
 
+    def add_confusion(self, matrix, images: int) -> None:
+        """Adds ``(C + 1, C + 1)`` counts of (ground truth, label) pixel pairs whose last row and column
+        stand for 255 (or any value outside 0..C-1), e.g. one bincount shared by several figures."""
+        C = self.cm.num_classes
+        m = np.asarray(matrix, dtype=np.int64)
+        self.cm.matrix += m[:C, :C]
+        labelled = int(m[:C, :C].sum())
+        self.labelled += labelled
+        self.gt_pixels += int(m[:C].sum())
+        self.images += images
+
     def summary(self) -> dict:
         iou = self.cm.iou()
         return {
