@@ -256,3 +256,14 @@ def test_report_failing_late_leaves_the_previous_report(cli, shapes_chain, tmp_p
     assert_one_line_error(cli(*args), "weak_0005.png", "size 48x48")
     assert {p.name: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]
+
+
+def test_report_out_naming_a_file_is_refused(cli, shapes_chain, tmp_path):
+    c = shapes_chain
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    for extra in ((), ("--force",)):
+        result = cli("report", c["data"], "--split", "weak", "--labels", c["noisy"], "--probs", c["probs"],
+                     "--out", target, *extra)
+        assert_one_line_error(result, str(target), "a file")
+    assert target.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

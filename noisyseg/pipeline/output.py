@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from noisyseg.errors import OutputExistsError
+from noisyseg.errors import InputError, OutputExistsError
 from noisyseg.io.atomic import atomic_write, write_json
 from noisyseg.io.claim import Claim, remove_temp_files
 from noisyseg.io.lock import has_files
@@ -60,14 +60,7 @@ class OutputDir:
 
     def _start(self, wanted: dict[str, Any], force: bool) -> None:
         marker, journal = self.root / RUN_FILE, self.root / DONE_FILE
-        previous = _read_marker(marker)
-        same = isinstance(previous, dict) and {k: v for k, v in previous.items() if k != "run"} == wanted
-        if has_files(self.root) and not force and not same:
-            if previous is None:
-                raise OutputExistsError(self.root, "files not written by noisyseg")
-            what = f"a '{previous.get('command')}' run with other parameters" if isinstance(previous, dict) \
-                else "an unreadable run file"
-            raise OutputExistsError(self.root, what)
+        previous, same = _previous_run(self.root, wanted, force)
         run = previous.get("run") if same and not force else None
         if not isinstance(run, str) or not run:
             run = uuid.uuid4().hex
@@ -122,6 +115,31 @@ class OutputDir:
             self._journal.close()
             self._journal = None
         self._claim.__exit__(exc_type, exc, tb)
+
+
+def _previous_run(root: Path, wanted: dict[str, Any], force: bool) -> tuple[Any, bool]:
+    """The marker of ``root`` and whether it is the run ``wanted``; raises ``OutputExistsError``
+    when ``root`` holds another run's or unknown files and ``force`` is not given."""
+    previous = _read_marker(root / RUN_FILE)
+    same = isinstance(previous, dict) and {k: v for k, v in previous.items() if k != "run"} == wanted
+    if root.is_dir() and has_files(root) and not force and not same:
+        if previous is None:
+            raise OutputExistsError(root, "files not written by noisyseg")
+        what = f"a '{previous.get('command')}' run with other parameters" if isinstance(previous, dict) \
+            else "an unreadable run file"
+        raise OutputExistsError(root, what)
+    return previous, same
+
+
+def replacing_marker(root: str | os.PathLike, command: str, params: dict[str, Any], force: bool = False) -> dict:
+    """For commands that build a whole directory elsewhere and swap it in (``report``): refuses
+    ``root`` like :class:`OutputDir` would, writes nothing there, and returns the run marker to put
+    in the new directory."""
+    wanted = {"command": command, "params": _plain(params)}
+    if Path(root).exists() and not Path(root).is_dir():
+        raise InputError(root, f"a directory for the {command} output", "a file")
+    _previous_run(Path(root), wanted, force)
+    return {**wanted, "run": uuid.uuid4().hex}
 
 
 def _read_marker(path: Path) -> Any:

@@ -29,7 +29,7 @@ import torch
 
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
-from noisyseg.io.atomic import atomic_write, replace_dir
+from noisyseg.io.atomic import atomic_write, replace_dir, write_json
 from noisyseg.io.dirs import check_finite
 from noisyseg.io.palette import dataset_palette
 from noisyseg.metrics import CalibrationError, DetectionQuality, LabelQuality
@@ -37,7 +37,8 @@ from noisyseg.metrics.detection import float16_from_keys, split_histograms
 from noisyseg.metrics.label_issues import IssueRule
 from noisyseg.metrics.softmin import softmin_scores
 from noisyseg.ops.label_confidence import label_confidence
-from noisyseg.pipeline.common import RUN_FILE, OutputDir, Timer, Track, no_track, select_device, write_report
+from noisyseg.pipeline.common import RUN_FILE, Timer, Track, no_track, select_device, write_report
+from noisyseg.pipeline.output import replacing_marker
 from noisyseg.pipeline.detect import iter_batches
 
 IGNORE = 255
@@ -64,13 +65,14 @@ def report(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         raise ParameterError(f"--worst: expected a count >= 0, found {worst}")
     run = _Run(dataset, split, labels, probs, cleaned, scores, corrected, worst, batch_size, device, track)
     run.first_pass()
-    OutputDir(out, "report", run.params, force)  # refuses another report's directory without --force
+    marker = replacing_marker(out, "report", run.params, force)  # another run's directory needs --force
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.report-", dir=out.parent))
     try:
         run.second_pass(work)
         result = run.write(work)
-        shutil.copy(out / RUN_FILE, work / RUN_FILE)
+        write_json(work / RUN_FILE, marker)
         replace_dir(work, out)  # the previous report stays whole until the new one is complete
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
