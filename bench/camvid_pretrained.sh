@@ -12,7 +12,8 @@
 #      by gat, (d) ground truth (the ceiling), SEEDS seeds each, scored on test.
 # Every figure is printed by `noisyseg evaluate`; bench/pretrained_table.py OUT gathers them.
 # Usage: bench/camvid_pretrained.sh [OUT] [LAB] [UNL]
-#   env: EPOCHS (clean model, 80), FINAL_EPOCHS (20), FOLDS (3), SEEDS ("0 1"), DETECT (small-loss)
+#   env: EPOCHS (clean model, 80), FINAL_EPOCHS (20), FOLDS (3), SEEDS ("0 1"), DETECT (small-loss),
+#        FINALS ("noisy corrected gt cleaned": which final models, in that order)
 #        NOISE (labels to start from instead of the synthetic mix, e.g. a weak teacher's argmax)
 # About 90 minutes on 2 idle CPU cores with the defaults.
 set -euo pipefail
@@ -50,7 +51,7 @@ for strategy in gat nearest crf; do
   $NS correct "$DATA" --split "$UNL" --labels "$CLEANED" --features "$OUT/preds/features" \
     --probs "$OUT/preds/probs" --strategy "$strategy" --out "$OUT/corrected-$strategy"
 done
-for what in noisy cleaned corrected gt; do
+for what in ${FINALS:-noisy corrected gt cleaned}; do
   case $what in
     noisy) labels=(--labels "$UNL=$NOISY") ;;
     cleaned) labels=(--labels "$UNL=$CLEANED") ;;
