@@ -21,6 +21,7 @@ import numpy as np
 
 from noisyseg.errors import InputError
 from noisyseg.io.images import open_image
+from noisyseg.io.jsonfile import read_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IGNORE_INDEX = 255
@@ -73,10 +74,7 @@ class Dataset:
             raise InputError(self.root, "a dataset directory", "no such directory")
         if not meta_path.is_file():
             raise InputError(meta_path, "dataset.json with name and classes", "no such file")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(meta_path, "valid JSON", f"a parse error ({e.msg if hasattr(e, 'msg') else e})") from None
+        meta = read_json(meta_path)
         if not isinstance(meta, dict):
             raise InputError(meta_path, "an object with name and classes", type(meta).__name__)
         self.meta = meta
@@ -168,10 +166,7 @@ class Dataset:
         path = self.root / "tags.json"
         if not path.is_file():
             return None
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(path, "valid JSON", f"a parse error ({e.msg})") from None
+        raw = read_json(path)
         if not isinstance(raw, dict):
             raise InputError(path, "an object {id: [classes]}", type(raw).__name__)
         name_to_id = {n: i for i, n in enumerate(self.classes)}

@@ -58,7 +58,25 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, 1))
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabDecoder:
+    """The DeepLabv3+ decoder step shared by the networks: ASPP on the deepest features, upsampled
+    to the stride-4 ones and fused with their reduction (needs ``aspp``, ``reduce``, ``fuse``,
+    ``classifier`` modules)."""
+
+    def decode(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stride-4 features (B, c, h, w), deepest features (B, K, h', w')) -> (features (B, D, h, w),
+        logits (B, C, *size))."""
+        x = F.interpolate(self.aspp(deep), size=low.shape[-2:], mode="bilinear", align_corners=False)
+        features = self.fuse(torch.cat([x, self.reduce(low)], 1))
+        return features, F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
+
+    def perturbed_logits(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int], p: float) -> torch.Tensor:
+        """UniMatch's feature perturbation: the decoder on channel-dropped (``Dropout2d(p)``, always
+        on) encoder features -> logits (B, C, *size)."""
+        return self.decode(F.dropout2d(low, p, True), F.dropout2d(deep, p, True), size)[1]
+
+
+class DeepLabV3Plus(DeepLabDecoder, nn.Module):
     """Compact DeepLabv3+.
 
     Args:
@@ -92,12 +110,6 @@ class DeepLabV3Plus(nn.Module):
         self.num_classes = num_classes
         self.feature_dim = feature_dim
 
-    def decode(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder: (stride-4 features, deepest features) -> (features, logits at ``size``)."""
-        x = F.interpolate(self.aspp(deep), size=low.shape[-2:], mode="bilinear", align_corners=False)
-        features = self.fuse(torch.cat([x, self.reduce(low)], 1))
-        return features, F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
-
     def forward(self, images: torch.Tensor, feature_dropout: float = 0.0) -> dict[str, torch.Tensor]:
         """``feature_dropout`` p > 0 adds ``"logits_fp"``: the decoder run once more on the encoder
         features with channel dropout (``Dropout2d(p)``, always on), UniMatch's feature perturbation."""
@@ -107,8 +119,7 @@ class DeepLabV3Plus(nn.Module):
         features, logits = self.decode(low, deep, size)
         out = {"logits": logits, "features": features}
         if feature_dropout > 0:
-            out["logits_fp"] = self.decode(F.dropout2d(low, feature_dropout, True), F.dropout2d(deep, feature_dropout, True),
-                                           size)[1]
+            out["logits_fp"] = self.perturbed_logits(low, deep, size, feature_dropout)
         if self.class_head is not None:
             out["class_logits"] = self.class_head(deep.mean((2, 3)))
             out["stage4"] = deep

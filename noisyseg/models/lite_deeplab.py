@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from noisyseg.models.deeplab import ASPP, conv_bn_relu
+from noisyseg.models.deeplab import ASPP, DeepLabDecoder, conv_bn_relu
 from noisyseg.models.efficientnet_lite import EfficientNetLite, load_imagenet_weights
 
 BN_MODES = ("auto", "frozen", "train")
@@ -29,7 +29,7 @@ def separable_conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
                          conv_bn_relu(cin, cout, 1))
 
 
-class LiteDeepLab(nn.Module):
+class LiteDeepLab(DeepLabDecoder, nn.Module):
     """EfficientNet-Lite + DeepLabv3+ decoder.
 
     Args:
@@ -78,12 +78,6 @@ class LiteDeepLab(nn.Module):
                     m.eval()
         return self
 
-    def decode(self, low: torch.Tensor, deep: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder: (stride-4 features, deepest features) -> (features, logits at ``size``)."""
-        x = F.interpolate(self.aspp(deep), size=low.shape[-2:], mode="bilinear", align_corners=False)
-        features = self.fuse(torch.cat([x, self.reduce(low)], 1))
-        return features, F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
-
     def forward(self, images: torch.Tensor, feature_dropout: float = 0.0) -> dict[str, torch.Tensor]:
         """``feature_dropout`` p > 0 adds ``"logits_fp"``: the decoder run once more on the backbone
         features with channel dropout (``Dropout2d(p)``, always on), UniMatch's feature perturbation."""
@@ -93,6 +87,5 @@ class LiteDeepLab(nn.Module):
         out = {"logits": logits, "features": features, "class_logits": self.class_head(deep.mean((2, 3))),
                "stage4": deep}
         if feature_dropout > 0:
-            out["logits_fp"] = self.decode(F.dropout2d(low, feature_dropout, True), F.dropout2d(deep, feature_dropout, True),
-                                           size)[1]
+            out["logits_fp"] = self.perturbed_logits(low, deep, size, feature_dropout)
         return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from noisyseg.errors import InputError
@@ -10,6 +9,7 @@ from noisyseg.io import Dataset, LabelDir
 from noisyseg.io.dirs import read_label_png
 from noisyseg.io.palette import check_palette, voc_palette
 from noisyseg.pipeline.common import OutputDir, Timer, Track, no_track, write_report
+from noisyseg.io.jsonfile import read_json
 
 
 def load_classes_and_palette(source: str | Path) -> tuple[list[str], list[list[int]], str]:
@@ -17,10 +17,7 @@ def load_classes_and_palette(source: str | Path) -> tuple[list[str], list[list[i
     the Pascal VOC colour map when a dataset has no palette. Returns (classes, palette, origin)."""
     source = Path(source)
     if source.is_file():
-        try:
-            data = json.loads(source.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(source, "valid JSON", f"a parse error ({e})") from None
+        data = read_json(source)
         classes = data.get("classes") if isinstance(data, dict) else None
         if not isinstance(classes, list) or not classes:
             raise InputError(source, "'classes': a list of class names", repr(classes)[:60])

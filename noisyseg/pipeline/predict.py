@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_
 from noisyseg.train.checkpoint import load_run
 from noisyseg.train.supervised import FOLDS_FILE
 from noisyseg.train.data import normalise, rescale_image, to_unit
+from noisyseg.io.jsonfile import read_json
 
 
 def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, cams: bool) -> dict[str, torch.Tensor]:
@@ -58,10 +58,7 @@ def _combine(outs: list[dict[str, torch.Tensor]], ids: list[str], held: dict[str
 def _read_folds(path: Path) -> dict[str, list[str]]:
     """folds.json's ``held_out``: {fold dir name: the ids that fold left out}."""
     expected = "a fold index written by 'noisyseg train --folds'"
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, expected, f"a parse error ({e})") from None
+    index = read_json(path, expected)
     held_out = index.get("held_out") if isinstance(index, dict) else None
     if not isinstance(held_out, dict) or not held_out or not all(
             isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in held_out.values()):

@@ -8,7 +8,6 @@ another model) is an ``InputError`` naming the file.
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 
 from noisyseg.errors import InputError, NoisySegError, ParameterError
 from noisyseg.io.atomic import atomic_write
+from noisyseg.io.jsonfile import read_json
 
 _STATE_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError)
 
@@ -79,10 +79,7 @@ def read_config(run: Path) -> dict[str, Any]:
     path = run / "config.json"
     if not path.is_file():
         raise InputError(path, "a run directory made by 'noisyseg train'", "no config.json")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, "a run config written by 'noisyseg train'", f"a parse error ({e})") from None
+    config = read_json(path, "a run config written by 'noisyseg train'")
     checks = {"model": str, "num_classes": int, "model_params": dict}
     bad = next((k for k, kind in checks.items() if not isinstance(config, dict) or not isinstance(config.get(k), kind)), None)
     if bad is not None:

@@ -20,6 +20,7 @@ import numpy as np
 from noisyseg.errors import InputError
 from noisyseg.io.palette import check_palette
 from noisyseg.io.sources.masks import IGNORE, UNKNOWN, MaskConverter, identity_map, pack
+from noisyseg.io.jsonfile import read_json
 
 VOID_NAMES = {"void", "ignore", "unlabeled", "unlabelled"}
 
@@ -92,10 +93,7 @@ def load_class_file(path: Path) -> ClassTable:
     """Reads a class-map JSON file (see the module doc)."""
     if not path.is_file():
         raise InputError(path, "a class-map JSON file", "no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, "valid JSON", f"a parse error ({e})") from None
+    data = read_json(path)
     if isinstance(data, list) and all(isinstance(n, str) for n in data):
         return from_names(data, path)
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
