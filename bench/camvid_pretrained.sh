@@ -28,6 +28,7 @@ FOLDS=${FOLDS:-3}
 SEEDS=${SEEDS:-0 1}
 DETECT=${DETECT:-small-loss}
 NS=${NOISYSEG:-.venv/bin/noisyseg}
+PY=${PYTHON:-.venv/bin/python}
 [ -f "$DATA/dataset.json" ] || { echo "camvid_pretrained: $DATA not found, skipping"; exit 0; }
 RECIPE="--input-scale 0.5 --crop-size 160 --scale-range 0.5,1.5 --jitter 0.4 --lr 0.02 --backbone-lr 0.5"
 set -x
@@ -65,4 +66,4 @@ for what in ${FINALS:-noisy corrected gt cleaned}; do
     $NS predict "$run" "$DATA" --split test --out "$OUT/preds-final-$what-$seed"
   done
 done
-python3 bench/pretrained_table.py "$OUT" "$LAB" "$UNL" "$DATA"
+$PY bench/pretrained_table.py "$OUT" "$LAB" "$UNL" "$DATA"
