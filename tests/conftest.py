@@ -77,6 +77,16 @@ def needs_kernel(op: str):
     return pytest.mark.skipif(not has_op(op), reason=f"{op} kernel not built")
 
 
+def assert_same_checkpoints(a: dict, b: dict, method: str, rtol: float, atol: float) -> None:
+    """Two training checkpoints hold the same student weights (and, for u2pl, the same teacher and
+    memory bank) to the given tolerance."""
+    import torch
+
+    for part in ("model", "teacher", "bank") if method == "u2pl" else ("model",):
+        for key in a[part]:
+            torch.testing.assert_close(b[part][key], a[part][key], rtol=rtol, atol=atol)
+
+
 def assert_one_line_error(result, *fragments):
     """Exit code 2, no traceback, exactly one error line on stderr, containing every fragment.
 
