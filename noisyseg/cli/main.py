@@ -13,7 +13,7 @@ import warnings
 import typer
 
 from noisyseg.cli import (correct, corrupt, demo, detect, evaluate, export, import_data, plugins, predict, pseudo_label,
-                          report, train, weight)
+                          report, run, train, weight)
 
 app = typer.Typer(
     name="noisyseg",
@@ -32,7 +32,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 
 for module in (plugins, import_data, export, corrupt, train, predict, detect, correct, pseudo_label, weight, evaluate, report,
-               demo):
+               run, demo):
     module.register(app)
 
 

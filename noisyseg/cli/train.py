@@ -115,53 +115,31 @@ def register(app: typer.Typer) -> None:
         mean-teacher); under `torchrun --nproc_per_node N -m noisyseg train ...` on N processes."""
         from noisyseg.cli import ui
         from noisyseg.strategies.spec import parse_assignments
-        from noisyseg.train.data import NORMALISATIONS
-        from noisyseg.train.supervised import CLASS_BALANCES, TrainConfig
 
-        semi_given = {"--unlabelled": unlabelled, "--method": method, "--unlabelled-labels": unlabelled_labels,
-                      "--unlabelled-weights": unlabelled_weights, "--unlabelled-batch-size": unlabelled_batch_size,
-                      "--pseudo-label": pseudo_label, "--pseudo-param": pseudo_param or None, "--weighting": weighting,
-                      "--weighting-param": weighting_param or None, "--teacher": teacher, "--threshold": threshold,
-                      "--strong-aug": strong_aug, "--unsup-loss": unsup_loss, "--ema-decay": ema_decay,
-                      "--warmup-epochs": warmup_epochs, "--contrastive-weight": contrastive_weight,
-                      "--val-split": val_split, "--accumulate": accumulate if accumulate != 1 else None,
-                      "--lr-scaling": lr_scaling if lr_scaling != "none" else None}
-        given = [name for name, value in semi_given.items() if value is not None]
+        from noisyseg.pipeline.train import train_config
+        from noisyseg.train.semi import SemiConfig
+
         scale_min, scale_max = _scale_range(scale_range)
-        if normalisation not in ("model", *NORMALISATIONS):
-            raise ParameterError(f"--normalisation: expected model, {', '.join(NORMALISATIONS)}, found '{normalisation}'")
-        if class_balance not in CLASS_BALANCES:
-            raise ParameterError(f"--class-balance: expected {' or '.join(CLASS_BALANCES)}, found '{class_balance}'")
-        if len(set(split)) != len(split) or any(not name or "+" in name for name in split):
-            raise ParameterError(f"--split: expected distinct split names without '+', found {', '.join(split)}")
-        cfg = TrainConfig(dataset=str(dataset), split="+".join(split), out=str(out),
-                          labels=_per_split(labels, split, "--labels"), weights=_per_split(weights, split, "--weights"),
-                          model=model,
-                          model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
-                          crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
-                          jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr, class_balance=class_balance, folds=folds, seed=seed, device=device)
-        if given or _world_size() > 1:
-            from dataclasses import asdict
-
-            from noisyseg.train.semi import SemiConfig
-
-            if folds > 1:
-                raise ParameterError(f"--folds: expected 1 with {given[0] if given else 'torchrun'} (semi-supervised "
-                                     f"runs train one model), found {folds}")
-            if method is None and unlabelled is None:
-                method = "supervised"
-            if (unlabelled_labels or unlabelled_weights) and not unlabelled:
-                raise ParameterError("--unlabelled-labels/--unlabelled-weights: expected --unlabelled SPLIT, found none")
-            semi = SemiConfig(**asdict(cfg), unlabelled=unlabelled, method=method or "fixmatch",
-                              unlabelled_labels=str(unlabelled_labels) if unlabelled_labels else None,
-                              unlabelled_weights=str(unlabelled_weights) if unlabelled_weights else None,
-                              unlabelled_batch_size=unlabelled_batch_size, pseudo_label=pseudo_label,
-                              pseudo_params=parse_assignments(pseudo_param), weighting=weighting,
-                              weighting_params=parse_assignments(weighting_param), teacher=teacher,
-                              threshold=threshold, strong_aug=strong_aug, unsup_loss=unsup_loss, ema_decay=ema_decay,
-                              warmup_epochs=warmup_epochs, contrastive_weight=contrastive_weight, val_split=val_split,
-                              accumulate=accumulate, lr_scaling=lr_scaling)
-            _semi_with_progress(semi, force)
+        semi_options = {"unlabelled": unlabelled, "method": method,
+                        "unlabelled_labels": str(unlabelled_labels) if unlabelled_labels else None,
+                        "unlabelled_weights": str(unlabelled_weights) if unlabelled_weights else None,
+                        "unlabelled_batch_size": unlabelled_batch_size, "pseudo_label": pseudo_label,
+                        "pseudo_params": parse_assignments(pseudo_param), "weighting": weighting,
+                        "weighting_params": parse_assignments(weighting_param), "teacher": teacher,
+                        "threshold": threshold, "strong_aug": strong_aug, "unsup_loss": unsup_loss,
+                        "ema_decay": ema_decay, "warmup_epochs": warmup_epochs,
+                        "contrastive_weight": contrastive_weight, "val_split": val_split, "accumulate": accumulate,
+                        "lr_scaling": lr_scaling}
+        cfg = train_config(str(dataset), list(split), str(out), labels=_per_split(labels, split, "--labels"),
+                           weights=_per_split(weights, split, "--weights"), device=device,
+                           name=lambda key: "--" + key.replace("_", "-"), model=model,
+                           model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
+                           crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
+                           jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr,
+                           class_balance=class_balance, folds=folds, seed=seed,
+                           **{k: v for k, v in semi_options.items() if v is not None and v != {}})
+        if isinstance(cfg, SemiConfig):
+            _semi_with_progress(cfg, force)
             return
         reports = _train_with_progress(cfg, force)
         rows = []
@@ -229,10 +207,6 @@ def _train_with_progress(cfg, force: bool) -> list[dict]:
 
             return train_folds(cfg, force=force, on_step=on_step, on_fold=on_fold)
         return [train(cfg, force=force, on_step=on_step)]
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _semi_with_progress(cfg, force: bool) -> None:
