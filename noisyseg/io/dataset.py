@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX  # also importable from here, as before
 from noisyseg.errors import InputError
 from noisyseg.io.images import open_image
 from noisyseg.io.jsonfile import read_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-IGNORE_INDEX = 255
 
 
 def check_id(image_id: str, where: str | os.PathLike) -> str:

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError
 from noisyseg.io.atomic import atomic_write
-from noisyseg.io.dataset import IGNORE_INDEX, check_id
+from noisyseg.io.dataset import check_id
 from noisyseg.io.images import open_image
 
 FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))

@@ -14,9 +14,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
+
 
 def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, xi1: float = 1.0, xi2: float = 0.1,
-                            weights: torch.Tensor | None = None, ignore_index: int = 255,
+                            weights: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX,
                             clamp: float = 1e-4) -> torch.Tensor:
     """Mean over valid pixels of ``w * (ξ1 CE + ξ2 RCE)``.
 

@@ -19,9 +19,10 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.timing import Timer as StageTimer  # noqa: F401  (strategies import it from here)
 
-IGNORE = 255
+IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
 
 
 class CorrectionInputs(NamedTuple):
@@ -71,7 +72,7 @@ class Corrector:
     def correct(self, inputs: CorrectionInputs) -> Correction:
         check_inputs(inputs, self.needs)
         labels = inputs.labels.long()
-        clean = labels != IGNORE
+        clean = labels != IGNORE_INDEX
         has_clean = clean.flatten(1).any(1)
         times = StageTimer()
         out = labels.clone()
@@ -105,7 +106,7 @@ def one_hot_scores(labels: torch.Tensor, num_classes: int, confidence: float) ->
     B, H, W = labels.shape
     rest = (1.0 - confidence) / max(num_classes - 1, 1)
     out = torch.full((B, num_classes, H, W), rest, dtype=torch.float32, device=labels.device)
-    valid = labels != IGNORE
+    valid = labels != IGNORE_INDEX
     idx = torch.where(valid, labels, torch.zeros_like(labels)).long()
     out.scatter_(1, idx[:, None], confidence)
     return torch.where(valid[:, None], out, torch.full_like(out, 1.0 / num_classes))

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer, one_hot_scores
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer, one_hot_scores
 from noisyseg.strategies.spec import Param, StrategySpec
 
 _TINY = 1e-8
@@ -44,7 +45,7 @@ def dense_crf_labels(scores: np.ndarray, image: np.ndarray, iterations: int = 5,
 
 def crf_scores(probs: torch.Tensor, labels: torch.Tensor, clean_confidence: float) -> torch.Tensor:
     """``(B, C, H, W)`` unary scores: probs on holes, ``clean_confidence`` one-hots on clean pixels."""
-    clean = labels != IGNORE
+    clean = labels != IGNORE_INDEX
     onehot = one_hot_scores(labels, probs.shape[1], clean_confidence)
     return torch.where(clean[:, None], onehot, probs.float())
 
@@ -61,7 +62,7 @@ def crf_refine(corrected: torch.Tensor, labels: torch.Tensor, images: torch.Tens
     Returns:
         ``(B, H, W)`` int64: CRF labels on the holes (and everywhere with ``keep_clean=False``).
     """
-    holes = labels == IGNORE
+    holes = labels == IGNORE_INDEX
     scores = torch.where(holes[:, None], one_hot_scores(corrected, num_classes, filled_confidence),
                          one_hot_scores(labels, num_classes, clean_confidence))
     imgs = images.cpu().numpy()

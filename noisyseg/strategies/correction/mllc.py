@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
 from noisyseg.strategies.spec import Param, StrategySpec
 
 
@@ -117,7 +118,7 @@ class MLLC(Corrector):
             probs = inputs.probs.float()
             grid_probs = F.adaptive_avg_pool2d(probs, (h, w))
             labels = inputs.labels.long()
-            clean = labels != IGNORE
+            clean = labels != IGNORE_INDEX
             share = F.adaptive_avg_pool2d(
                 F.one_hot(torch.where(clean, labels, 0), C).permute(0, 3, 1, 2).float() * clean[:, None], (h, w))
             top, arg = share.max(1)

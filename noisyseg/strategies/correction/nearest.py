@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
 from noisyseg.strategies.spec import StrategySpec
 
 
-def nearest_fill(labels: np.ndarray, ignore_index: int = IGNORE) -> np.ndarray:
+def nearest_fill(labels: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """``(H, W)`` labels with holes -> every pixel labelled by its nearest clean pixel.
 
     An image without a clean pixel is returned unchanged.

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
 from noisyseg.strategies.pseudo_labeling.prototype import momentum_update
 from noisyseg.strategies.spec import Param, StrategySpec
 
@@ -31,7 +32,7 @@ def image_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: 
     """
     from noisyseg.ops.superpixel_pool import superpixel_pool
 
-    segments = torch.where(labels == IGNORE, torch.full_like(labels, -1), labels.long())
+    segments = torch.where(labels == IGNORE_INDEX, torch.full_like(labels, -1), labels.long())
     means, counts = superpixel_pool(features.float(), segments, num_classes)
     return means.float(), counts
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.detection.base import Detection, Detector, IGNORE
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.detection.base import Detection, Detector
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
 from noisyseg.strategies.spec import Param, StrategySpec
 
@@ -21,7 +22,7 @@ class EntropyDetector(Detector):
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         # The same split as U2PL's pseudo-labels: flagged = valid and not reliable.
-        valid = labels != IGNORE
+        valid = labels != IGNORE_INDEX
         reliable, entropy = reliable_mask(probs, self.alpha, valid, self.scope)
         return Detection(valid & ~reliable, entropy)
 

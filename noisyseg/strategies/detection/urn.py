@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.detection.base import Detection, Detector, IGNORE
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.detection.base import Detection, Detector
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.urn import PARAMS, Urn
 
@@ -21,7 +22,7 @@ class UrnDetector(Detector):
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         u = self.urn.uncertainty(probs, labels, None)
-        flags = (1.0 - u < self.urn.t) & (labels != IGNORE)
+        flags = (1.0 - u < self.urn.t) & (labels != IGNORE_INDEX)
         return Detection(flags, u.float())
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, require
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, require
 from noisyseg.strategies.spec import Param, StrategySpec
 
 
@@ -37,7 +38,7 @@ def normalise_cams(cams: torch.Tensor, present: torch.Tensor | None = None) -> t
 
 
 def cam_threshold(cams: torch.Tensor, tags: torch.Tensor, fg: float = 0.3, bg: float = 0.05,
-                  background: int | None = 0, ignore_index: int = IGNORE) -> torch.Tensor:
+                  background: int | None = 0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Hard labels from CAMs and image tags.
 
     Args:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.ops.entropy_rank import entropy_rank
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
 from noisyseg.strategies.spec import Param, StrategySpec
 
 
@@ -56,7 +57,7 @@ def reliable_mask(probs: torch.Tensor, alpha: float, valid: torch.Tensor | None 
 
 
 def entropy_filter(probs: torch.Tensor, alpha: float, valid: torch.Tensor | None = None, scope: str = "batch",
-                   ignore_index: int = IGNORE) -> torch.Tensor:
+                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """U2PL eq. 12: argmax where entropy <= the (1 - alpha) quantile of the batch, ignore elsewhere.
 
     Args:

@@ -26,8 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.strategies.spec import Param, StrategySpec
-from noisyseg.strategies.weighting.base import IGNORE, WeightInputs, Weighter
+from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 VOC_SCALES = (0.15, 0.2, 0.25, 4.0, 5.0, 6.0)
 COCO_SCALES = (0.4, 0.5, 0.6, 2.0, 3.0, 4.0)
@@ -86,7 +87,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def present_classes(probs: torch.Tensor, labels: torch.Tensor | None = None) -> list[int]:
     """Sorted class ids of the labels (255 skipped) when given, else of the argmax of ``probs (C, H, W)``."""
-    source = labels[labels != IGNORE] if labels is not None else probs.argmax(0)
+    source = labels[labels != IGNORE_INDEX] if labels is not None else probs.argmax(0)
     return sorted(int(c) for c in torch.unique(source).tolist())
 
 
