@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer, one_hot_scores
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 _TINY = 1e-8
 

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def knn_graph(x: torch.Tensor, k: int, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

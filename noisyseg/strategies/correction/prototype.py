@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
 from noisyseg.strategies.pseudo_labeling.prototype import momentum_update
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def image_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

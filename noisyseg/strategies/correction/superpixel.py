@@ -14,8 +14,8 @@ import torch
 
 from noisyseg.graph.gnn import train_transductive
 from noisyseg.graph.superpixel_graph import SuperpixelGraph, batch_graphs, build_superpixel_graph
+from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
-from noisyseg.strategies.spec import Param
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),

@@ -26,8 +26,9 @@ import torch
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
 from noisyseg.ops import label_confidence
+from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 _TOLERANCE = 1e-6  # p_k >= t_k - tolerance counts as confident, as in cleanlab
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, Detector
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 class EntropyDetector(Detector):

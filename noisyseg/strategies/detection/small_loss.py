@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import ParameterError
 from noisyseg.metrics.detection import float16_from_keys, float16_order_keys, split_histograms
+from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, label_probability
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 _EPS = 1e-12
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def argmax_labels(probs: torch.Tensor, min_confidence: float = 0.0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:

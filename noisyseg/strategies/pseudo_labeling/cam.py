@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, require
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def normalise_cams(cams: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,8 +14,9 @@ import torch
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.ops.entropy_rank import entropy_rank
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def alpha_schedule(alpha0: float, epoch: float, total: float) -> float:

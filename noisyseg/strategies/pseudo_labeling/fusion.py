@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 _NORMS = ("image", "batch", "none")
 

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def class_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.params import Param
+from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.params import Param
+from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 VOC_SCALES = (0.15, 0.2, 0.25, 4.0, 5.0, 6.0)
