@@ -110,8 +110,7 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                 result = corrector.correct(batch)
             except ValueError as e:
                 raise ParameterError(f"strategy '{strategy}': {e}") from None
-            for stage, seconds in result.timings.items():
-                timer.seconds[stage] = timer.seconds.get(stage, 0.0) + seconds
+            timer.add(result.timings)
             fixed = result.labels
             if crf:
                 from noisyseg.strategies.correction.crf import crf_refine

@@ -20,9 +20,10 @@ from typing import NamedTuple, Optional
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.timing import Timer as StageTimer  # noqa: F401  (strategies import it from here)
+from noisyseg.timing import Timer
 
 IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
+StageTimer = Timer  # likewise: correct_batch's ``times`` is a noisyseg.timing.Timer
 
 
 class CorrectionInputs(NamedTuple):
@@ -65,7 +66,7 @@ class Corrector:
     def fit(self, ctx) -> dict:
         return {}
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         """Labels ``(B, H, W)`` int64 for images that have at least one clean pixel."""
         raise NotImplementedError
 
@@ -74,7 +75,7 @@ class Corrector:
         labels = inputs.labels.long()
         clean = labels != IGNORE_INDEX
         has_clean = clean.flatten(1).any(1)
-        times = StageTimer()
+        times = Timer()
         out = labels.clone()
         if has_clean.any():
             sub = inputs if bool(has_clean.all()) else inputs.select(has_clean)

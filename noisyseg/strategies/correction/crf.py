@@ -20,8 +20,9 @@ import torch
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
-from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer, one_hot_scores
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, one_hot_scores
 from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 _TINY = 1e-8
 
@@ -78,7 +79,7 @@ class DenseCRF(Corrector):
     def __init__(self, clean_confidence: float = 0.95, iterations: int = 5, keep_clean: bool = True):
         self.clean_confidence, self.iterations, self.keep_clean = clean_confidence, iterations, keep_clean
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("crf"):
             scores = crf_scores(inputs.probs, inputs.labels.long(), self.clean_confidence).cpu().numpy()
             images = inputs.images.cpu().numpy()

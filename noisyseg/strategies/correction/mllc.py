@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
-from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
 from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
 def knn_graph(x: torch.Tensor, k: int, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,7 +110,7 @@ class MLLC(Corrector):
     def __init__(self, k: int = 21, rounds: int = 3, pool: int = 2, anchor_share: float = 0.5, keep_clean: bool = True):
         self.k, self.rounds, self.pool, self.anchor_share, self.keep_clean = k, rounds, pool, anchor_share, keep_clean
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("predict"):
             feats = inputs.features.float()
             if self.pool > 1:

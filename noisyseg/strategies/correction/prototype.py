@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
-from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
 from noisyseg.strategies.pseudo_labeling.prototype import momentum_update
 from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
 def image_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +47,7 @@ class PrototypeCorrector(Corrector):
         self.prototypes: torch.Tensor | None = None
         self.seen: torch.Tensor | None = None
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("predict"):
             feats, probs, C = inputs.features.float(), inputs.probs.float(), inputs.num_classes
             per_image, counts = image_prototypes(feats, inputs.labels, C)
