@@ -17,7 +17,7 @@ from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, NoisySegError
 from noisyseg.io.atomic import atomic_write, replace_dir, write_json
 from noisyseg.io.dataset import IMAGE_SUFFIXES, check_id
-from noisyseg.io.dirs import write_label_png
+from noisyseg.io.labels import write_label_png
 from noisyseg.io.sources import Source, scan
 from noisyseg.pipeline.common import RUN_FILE, Timer, Track, no_track, write_report
 
