@@ -16,26 +16,10 @@ from __future__ import annotations
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.models.cam import normalise_cams  # also importable from here, as before
 from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, require
 from noisyseg.strategies.spec import StrategySpec
-
-
-def normalise_cams(cams: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-class max normalisation to [0, 1]: ReLU, divide by the max over H, W; all-zero maps stay 0.
-
-    Args:
-        cams: (B, C, H, W) float.
-        present: optional (B, C) bool; absent classes are set to 0.
-    Returns:
-        (B, C, H, W) float32 in [0, 1], never NaN.
-    """
-    cams = cams.float().clamp_min(0)
-    peak = cams.amax(dim=(2, 3), keepdim=True)
-    out = torch.where(peak > 0, cams / peak.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(cams))
-    if present is not None:
-        out = out * present[:, :, None, None].to(out.dtype)
-    return out
 
 
 def cam_threshold(cams: torch.Tensor, tags: torch.Tensor, fg: float = 0.3, bg: float = 0.05,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import NoisySegError
-from noisyseg.models.sgc import class_activation_maps
+from noisyseg.models.cam import class_activation_maps
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs
 from noisyseg.strategies.weighting.base import WeightInputs
 from noisyseg.train.augment import mix
