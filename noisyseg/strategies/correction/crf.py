@@ -10,7 +10,8 @@ Unaries are -log of a per-pixel score over classes:
   labels this way, cf. pydensecrf's ``unary_from_labels``).
 
 Pairwise terms: a Gaussian smoothness kernel (sxy=3, compat=3) and the appearance kernel
-(sxy=80, srgb=13, compat=10) on the RGB image, DeepLab's usual settings. Holes take the CRF's argmax.
+(sxy=80, srgb=13, compat=10) on the RGB image, DeepLab's usual settings; the mean field is
+``noisyseg.graph.dense_crf``'s, shared with URN. Holes take the CRF's argmax.
 """
 
 from __future__ import annotations
@@ -19,30 +20,11 @@ import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.graph.dense_crf import dense_crf_labels  # also importable from here, as before
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, one_hot_scores
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.timing import Timer
-
-_TINY = 1e-8
-
-
-def dense_crf_labels(scores: np.ndarray, image: np.ndarray, iterations: int = 5, sxy_gauss: float = 3,
-                     compat_gauss: float = 3, sxy_bilateral: float = 80, srgb: float = 13,
-                     compat_bilateral: float = 10) -> np.ndarray:
-    """Mean-field inference over ``(C, H, W)`` scores (unary = -log score) on an ``(H, W, 3)`` uint8
-    image; returns the ``(H, W)`` int64 argmax of the marginals."""
-    import pydensecrf.densecrf as dcrf
-
-    C, H, W = scores.shape
-    crf = dcrf.DenseCRF2D(W, H, C)
-    unary = -np.log(np.maximum(scores, _TINY)).reshape(C, -1)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-    crf.addPairwiseGaussian(sxy=sxy_gauss, compat=compat_gauss)
-    crf.addPairwiseBilateral(sxy=sxy_bilateral, srgb=srgb, rgbim=np.ascontiguousarray(image, dtype=np.uint8),
-                             compat=compat_bilateral)
-    q = np.asarray(crf.inference(iterations), dtype=np.float32).reshape(C, H, W)
-    return q.argmax(0).astype(np.int64)
 
 
 def crf_scores(probs: torch.Tensor, labels: torch.Tensor, clean_confidence: float) -> torch.Tensor:
