@@ -1,6 +1,7 @@
-"""Superpixel graphs of images (Yi et al., seed 000): SLIC, adjacency, eq. 3-4 edges, label
-embedding, block-diagonal batching, and the per-graph GNNs trained on them; and the dense CRF on
-the fully connected pixel graph (``dense_crf``, pydensecrf), shared by correction and weighting."""
+"""Superpixel graphs of images (Yi et al., "Learning from Pixel-Level Label Noise"): SLIC, adjacency, eq. 3-4
+edges, label embedding, block-diagonal batching, and the per-graph GNNs trained on them; and the
+dense CRF on the fully connected pixel graph (``dense_crf``, pydensecrf), shared by correction and
+weighting."""
 
 from noisyseg.graph.adjacency import add_self_loops, csr_from_edges, csr_rows, segment_adjacency
 from noisyseg.graph.dense_crf import dense_crf, dense_crf_labels

@@ -1,4 +1,5 @@
-"""Symmetric cross-entropy (Wang et al. 2019), U2PL+'s unsupervised loss (seed 002, eq. 4).
+"""Symmetric cross-entropy (Wang et al. 2019), the unsupervised loss of U2PL+ ("Using Unreliable
+Pseudo-Labels for Label-Efficient Semantic Segmentation", eq. 4).
 
     l_sce(p, y) = ξ1 CE(p, y) + ξ2 CE(y, p),   CE(y, p) = -Σ_c p_c log y_c   (reverse CE)
 

@@ -1,4 +1,4 @@
-"""PseudoSeg's self-attention Grad-CAM (SGC, seed 003, eq. 3 and appendix A).
+"""PseudoSeg's self-attention Grad-CAM (SGC; Zou et al., eq. 3 and appendix A).
 
 The CAMs it refines come from ``noisyseg.models.cam.class_activation_maps`` (re-exported here).
 

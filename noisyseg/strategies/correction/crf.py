@@ -6,7 +6,7 @@ Unaries are -log of a per-pixel score over classes:
 - ``crf`` strategy: the model's probs on holes; on clean pixels a one-hot with
   ``clean_confidence`` on the label (the rest spread evenly), so the CRF bends around them.
 - ``crf_refine`` (``--crf``): the other corrector's labels as one-hots with ``filled_confidence``
-  on holes and ``clean_confidence`` on clean pixels (the seed-000 pipeline refines the corrected
+  on holes and ``clean_confidence`` on clean pixels (Yi et al.'s pipeline refines the corrected
   labels this way, cf. pydensecrf's ``unary_from_labels``).
 
 Pairwise terms: a Gaussian smoothness kernel (sxy=3, compat=3) and the appearance kernel

@@ -1,5 +1,6 @@
-"""mllc (seed 001, after the public code's graph step; the paper gives only its abstract):
-semantic-level and class-level graphs correcting the model's predictions on the holes.
+"""mllc (MLLC: Xiao et al., "Multi-Level Label Correction by Distilling Proximate Patterns"):
+semantic-level and class-level graphs correcting the model's predictions on the holes, after the
+public code's graph step (the paper gives only its abstract).
 
 Nodes are cells of the feature map average-pooled by ``pool`` (the ``(h/pool) x (w/pool)`` grid).
 Each of K rounds:

@@ -1,4 +1,4 @@
-"""prototype (U2PL+, seed 002, eq. 15-20, used as a corrector): holes take argmax of
+"""prototype (U2PL+, Wang et al., eq. 15-20, used as a corrector): holes take argmax of
 softmax_c(-||f - z_c||) ⊙ p.
 
 Class prototypes z_c are the mean features of the clean pixels of class c, computed per image

@@ -1,4 +1,5 @@
-"""Shared machinery of the superpixel-graph correctors (``gat``, ``gcn``; Yi et al., seed 000).
+"""Shared machinery of the superpixel-graph correctors (``gat``, ``gcn``; Yi et al.,
+"Learning from Pixel-Level Label Noise").
 
 Per image: SLIC -> spatial graph -> eq. 3 weights -> eq. 4 pruning -> clean labels embedded by
 majority; then a GNN with its own parameters per image (batched, see ``noisyseg.graph.gnn``) is

@@ -1,4 +1,4 @@
-"""entropy (U2PL, seed 002): flag the share α of pixels whose prediction entropy is highest.
+"""entropy (U2PL, Wang et al.): flag the share α of pixels whose prediction entropy is highest.
 
 The threshold is the (1 - α) quantile of entropy over the valid pixels of each image
 (``scope=image``) or of the whole batch (``scope=batch``, as U2PL does online); pixels strictly

@@ -1,5 +1,5 @@
-"""small-loss (Yi et al., seed 000): a pixel's noisy label is clean when its cross-entropy under a
-clean model is below θ.
+"""small-loss (Yi et al., "Learning from Pixel-Level Label Noise"): a pixel's noisy label is clean when its
+cross-entropy under a clean model is below θ.
 
 θ is given, or ``auto``: picked on a calibration split whose ground truth, noisy labels and probs
 exist, as the largest θ whose kept-label precision there is at least ``target_precision``. The

@@ -1,4 +1,4 @@
-"""urn (seed 004) as detection: flag the pixels whose URN hard weight is t, i.e. 1 - U < t.
+"""urn (URN, Li et al.) as detection: flag the pixels whose URN hard weight is t, i.e. 1 - U < t.
 
 The score is the normalised uncertainty U. The present classes are the noisy label's (as the
 paper's pseudo-mask). The detection interface passes probs and labels, not the image, so the

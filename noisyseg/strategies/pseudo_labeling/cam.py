@@ -1,8 +1,9 @@
 """cam-threshold: pseudo-labels from class activation maps and image tags by two thresholds.
 
-Seed 000's CAM baseline and seed 002's weakly supervised β: each present class's CAM is divided
-by its maximum over the image; a pixel whose best present class scores above ``fg`` takes that
-class, a pixel where every present class scores below ``bg`` is background, the rest is ignored.
+Yi et al.'s CAM baseline ("Learning from Pixel-Level Label Noise") and U2PL's weakly supervised β:
+each present class's CAM is divided by its maximum over the image; a pixel whose best present class
+scores above ``fg`` takes that class, a pixel where every present class scores below ``bg`` is
+background, the rest is ignored.
 
 "Background" is a class id (``background``, default 0, as in PASCAL VOC). Its own CAM is never
 used: background is where no tagged foreground class fires. Datasets without a background class

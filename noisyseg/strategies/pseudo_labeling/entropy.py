@@ -1,4 +1,4 @@
-"""entropy-filter (U2PL, seed 002, eq. 11-13): keep the argmax where the prediction is reliable.
+"""entropy-filter (U2PL, Wang et al., eq. 11-13): keep the argmax where the prediction is reliable.
 
 Reliability is the entropy H = -Σ p log p. The threshold γ_t is the (1 - α_t) quantile of H over
 the valid pixels of the batch (numpy's linear interpolation, computed exactly by

@@ -1,4 +1,4 @@
-"""prototype-denoised (U2PL+, seed 002, eq. 15-20): reweight predictions by distance to class prototypes.
+"""prototype-denoised (U2PL+, Wang et al., eq. 15-20): reweight predictions by distance to class prototypes.
 
 A prototype z_c is the mean feature of the pixels of class c: labelled pixels with label c and
 reliable (low-entropy) unlabelled pixels predicted c (eq. 15-17). Across batches it is momentum

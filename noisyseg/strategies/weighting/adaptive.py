@@ -1,4 +1,4 @@
-"""adaptive (U2PL, seed 002, eq. 14): λ_u = η · (all pixels) / (kept pixels), one scalar per batch.
+"""adaptive (U2PL, Wang et al., eq. 14): λ_u = η · (all pixels) / (kept pixels), one scalar per batch.
 
 The kept pixels are those the entropy filter keeps (entropy <= the (1 - α) quantile of the
 batch). As a weight map, kept pixels get λ_u and the others 0, so that a loss averaged over all

@@ -1,4 +1,5 @@
-"""urn (seed 004): uncertainty by response scaling, and loss weights from it.
+"""urn (URN: Li et al., "Uncertainty Estimation via Response Scaling for Pseudo-mask Noise
+Mitigation"): uncertainty by response scaling, and loss weights from it.
 
 For each class c present (in the labels when given, as the paper's pseudo-mask; else in the
 prediction's argmax), and each scale s in S: raise channel c to the power s (the other channels

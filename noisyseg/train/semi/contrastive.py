@@ -1,4 +1,4 @@
-"""U2PL's contrastive term (seed 002, eq. 10 and 21-28) with the category-wise memory bank.
+"""U2PL's contrastive term (Wang et al., eq. 10 and 21-28) with the category-wise memory bank.
 
 For each class c, on the feature grid of a batch made of labelled rows and unlabelled rows:
 
