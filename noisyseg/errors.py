@@ -42,6 +42,19 @@ class UnknownStrategyError(NoisySegError):
         super().__init__(f"unknown {kind} strategy '{name}'; known: {listed}")
 
 
+class UnknownModelError(UnknownStrategyError):
+    """No model of that name is registered (``noisyseg train --model``).
+
+    A subclass of ``UnknownStrategyError`` (models and strategies share one registry), with
+    ``kind == "model"``; its message reads ``unknown model 'X' (known: a, b, c)``.
+    """
+
+    def __init__(self, name: str, known: list[str]):
+        self.kind, self.name, self.known = "model", name, known
+        listed = ", ".join(sorted(known)) or "none registered"
+        NoisySegError.__init__(self, f"unknown model '{name}' (known: {listed})")
+
+
 class OutputExistsError(NoisySegError):
     """Refusing to overwrite an existing output without ``--force``."""
 

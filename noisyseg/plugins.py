@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from noisyseg import __version__, hookspecs
-from noisyseg.errors import NoisySegError, UnknownStrategyError
+from noisyseg.errors import NoisySegError, UnknownModelError, UnknownStrategyError
 from noisyseg.hookspecs import hookimpl
 from noisyseg.models.spec import ModelSpec
 from noisyseg.strategies.spec import KINDS, StrategySpec
@@ -181,8 +181,8 @@ def get_strategy(kind: str, name: str) -> StrategySpec:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The spec of model ``name``; ``UnknownStrategyError`` lists the known names."""
+    """The spec of model ``name``; ``UnknownModelError`` lists the known names."""
     table = _registry_now()["models"]
     if name not in table:
-        raise UnknownStrategyError("model", name, list(table))
+        raise UnknownModelError(name, list(table))
     return table[name].spec

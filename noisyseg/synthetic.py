@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.io import LabelDir
 from noisyseg.io.atomic import atomic_write, write_json
 
@@ -76,6 +77,6 @@ def make_dataset(root: str | Path, splits: dict[str, int] | None = None, size: i
             atomic_write(root / "images" / f"{image_id}.png", lambda f: Image.fromarray(image).save(f, format="PNG"))
             masks.write(image_id, mask, PALETTE)
         atomic_write(root / "splits" / f"{split}.txt", lambda f: f.write("\n".join(ids) + "\n"), mode="w")
-    write_json(root / "dataset.json", {"name": "noisyseg-shapes", "classes": CLASSES, "ignore_index": 255,
+    write_json(root / "dataset.json", {"name": "noisyseg-shapes", "classes": CLASSES, "ignore_index": IGNORE_INDEX,
                                        "palette": PALETTE, "source": f"noisyseg.synthetic seed {seed}"})
     return root

@@ -1,4 +1,9 @@
-"""Named wall-clock stages, shared by runners and strategies."""
+"""Named wall-clock stages, shared by runners, training loops and strategies.
+
+``Timer`` is the one stage timer: runners report ``timer.seconds``; correction strategies get one
+as ``times`` in ``correct_batch`` (``noisyseg.strategies.correction.base.StageTimer`` is the same
+class under its old name).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,11 @@ class Timer:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def add(self, seconds: dict[str, float]) -> None:
+        """Adds ``seconds`` (stage -> seconds, e.g. another timer's or a strategy's timings) to these."""
+        for stage, sec in seconds.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + sec
 
     def iterate(self, items: Iterable[T], stage: str) -> Iterator[T]:
         """Yields from ``items``, adding the time spent producing each item (e.g. reading files) to ``stage``."""

@@ -8,7 +8,8 @@ import torch
 
 from noisyseg.graph import build_superpixel_graph
 from noisyseg.plugins import get_strategy
-from noisyseg.strategies.correction.base import CorrectionInputs, StageTimer
+from noisyseg.strategies.correction.base import CorrectionInputs
+from noisyseg.timing import Timer
 
 C = 3
 
@@ -33,7 +34,7 @@ def test_two_clusters_recovered(name):
     graph, truth = two_cluster_graph()
     assert (graph.node_labels >= 0).sum() == 2
     corrector = get_strategy("correction", name).build({"epochs": 100})
-    logits = corrector.node_logits([graph], C, StageTimer())
+    logits = corrector.node_logits([graph], C, Timer())
     assert logits[:36].argmax(1).tolist() == truth.tolist()
 
 
@@ -46,7 +47,7 @@ def test_share_learns_a_class_from_another_image(name):
     b = dataclasses.replace(b, node_labels=torch.where(b.node_labels == 2, -1, b.node_labels))
     for share, expect_b in ((False, False), (True, True)):
         corrector = get_strategy("correction", name).build({"epochs": 100, "share": share})
-        logits = corrector.node_logits([a, b], C, StageTimer())
+        logits = corrector.node_logits([a, b], C, Timer())
         assert logits[:36].argmax(1).tolist() == truth.tolist()
         assert (logits[36:72].argmax(1).tolist() == truth.tolist()) == expect_b
 

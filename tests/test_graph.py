@@ -140,3 +140,19 @@ def test_slic_ids_contiguous_from_zero():
     assert seg.min() == 0 and int(seg.max()) == n - 1
     assert torch.bincount(seg.flatten()).min() > 0
     assert 20 <= n <= 40
+
+
+def test_one_dense_crf_for_correction_and_weighting():
+    pytest.importorskip("pydensecrf")
+    from noisyseg.graph import dense_crf, dense_crf_labels
+    from noisyseg.strategies.correction import crf
+    from noisyseg.strategies.weighting import urn
+
+    assert crf.dense_crf_labels is dense_crf_labels and urn.dense_crf is dense_crf
+    rng = np.random.default_rng(0)
+    scores = rng.random((3, 12, 16)).astype(np.float32)
+    image = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    marginals = dense_crf(scores, image)
+    assert marginals.shape == (3, 12, 16) and marginals.dtype == np.float32
+    np.testing.assert_allclose(marginals.sum(0), 1.0, rtol=1e-4)
+    assert np.array_equal(dense_crf_labels(scores, image), marginals.argmax(0))

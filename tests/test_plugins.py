@@ -3,7 +3,7 @@ import json
 import pytest
 
 from noisyseg import plugins
-from noisyseg.errors import NoisySegError, UnknownStrategyError
+from noisyseg.errors import NoisySegError, UnknownModelError, UnknownStrategyError
 from noisyseg.hookspecs import hookimpl
 from noisyseg.strategies.detection import Detection, Detector
 from noisyseg.strategies.spec import Param, StrategySpec
@@ -41,6 +41,16 @@ def test_unknown_strategy_lists_known_names():
     assert "unknown detection strategy 'nope'" in message
     for name in ("small-loss", "entropy", "confident"):
         assert name in message
+
+
+def test_unknown_model_lists_known_models():
+    with pytest.raises(UnknownModelError) as info:
+        plugins.get_model("unet")
+    known = sorted(p.spec.name for p in plugins.list_models())
+    assert str(info.value) == f"unknown model 'unet' (known: {', '.join(known)})"
+    assert "deeplabv3plus" in known and "strategy" not in str(info.value)
+    assert isinstance(info.value, UnknownStrategyError)  # callers catching the old error still do
+    assert info.value.kind == "model" and info.value.name == "unet" and info.value.exit_code == 2
 
 
 def test_runtime_registration_and_duplicates():

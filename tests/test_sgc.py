@@ -4,10 +4,20 @@ import torch
 import torch.nn.functional as F
 
 from noisyseg.models import SelfAttentionGradCAM
-from noisyseg.models.sgc import cam_value, class_activation_maps
+from noisyseg.models.cam import class_activation_maps, normalise_cams
+from noisyseg.models.sgc import cam_value
 
 
 class TestClassActivationMaps:
+    def test_one_normalisation_for_predict_and_cam_threshold(self):
+        import noisyseg.models.sgc as sgc
+        from noisyseg.strategies.pseudo_labeling import cam
+
+        assert cam.normalise_cams is normalise_cams and sgc.class_activation_maps is class_activation_maps
+        feats, weight = torch.randn(2, 8, 5, 6), torch.randn(3, 8)
+        raw = torch.einsum("bkhw,ck->bchw", feats, weight)
+        assert torch.equal(class_activation_maps(feats, weight), normalise_cams(F.relu(raw)))
+
     def test_zero_for_absent_classes_max_one_for_present(self):
         torch.manual_seed(0)
         feats = torch.rand(2, 8, 5, 6)          # positive features

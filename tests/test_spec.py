@@ -1,7 +1,8 @@
 import pytest
 
 from noisyseg.errors import ParameterError
-from noisyseg.strategies.spec import Param, StrategySpec, parse_assignments
+from noisyseg.params import Param, parse_assignments
+from noisyseg.strategies.spec import StrategySpec
 
 
 def _spec():
@@ -46,3 +47,13 @@ def test_parse_assignments():
 def test_unknown_kind_rejected():
     with pytest.raises(ValueError, match="kind"):
         StrategySpec(kind="magic", name="x", summary="", factory=dict)
+
+
+def test_params_keep_their_old_import_path():
+    """Param & co. moved to noisyseg.params; plugins importing them from strategies.spec still work."""
+    import noisyseg.params as params
+    import noisyseg.strategies.spec as spec
+
+    assert spec.Param is params.Param
+    assert spec.resolve_params is params.resolve_params
+    assert spec.parse_assignments is params.parse_assignments

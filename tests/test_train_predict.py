@@ -88,7 +88,7 @@ def test_train_cli_errors(cli, shapes, tmp_path):
 
     base = ["train", shapes, "--split", "strong", "--out", tmp_path / "r", "--epochs", "1", "--device", "cpu"]
     assert_one_line_error(cli(*base, "--model", "deeplabv3plus", "-p", "width=2"), "width", "found 2")
-    assert_one_line_error(cli(*base, "--model", "unet"), "unknown model strategy 'unet'", "deeplabv3plus")
+    assert_one_line_error(cli(*base, "--model", "unet"), "unknown model 'unet' (known: ", "deeplabv3plus")
     assert_one_line_error(cli(*base, "--labels", tmp_path / "none"), "none", "no such directory")
     assert_one_line_error(cli("predict", tmp_path / "nothing", shapes, "--split", "weak", "--out", tmp_path / "p"),
                           "config.json")

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
         from noisyseg.cli import ui
         from noisyseg.pipeline.correct import correct
-        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.params import parse_assignments
 
         report = correct(dataset, split, labels, strategy, out, features=features, probs=probs,
                          params=parse_assignments(param), crf=crf, device=device, batch_size=batch_size, force=force,

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         With ground truth present, also report precision/recall/F1/AUROC of the flags and label quality."""
         from noisyseg.cli import ui
         from noisyseg.pipeline.detect import detect
-        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.params import parse_assignments
 
         report = detect(dataset, split, labels, probs, strategy, out, params=parse_assignments(param), scores=scores,
                         device=device, batch_size=batch_size, force=force, track=ui.track, spare_blind=spare_blind)

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         With ground truth present, report their mIoU, precision, coverage and ECE."""
         from noisyseg.cli import ui
         from noisyseg.pipeline.pseudo_label import pseudo_label
-        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.params import parse_assignments
 
         report = pseudo_label(dataset, split, probs, strategy, out, params=parse_assignments(param), cams=cams,
                               logits=logits, features=features, soft=soft, device=device, batch_size=batch_size,

@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         With --unlabelled, train semi-supervised (--method fixmatch, unimatch, u2pl, pseudoseg,
         mean-teacher); under `torchrun --nproc_per_node N -m noisyseg train ...` on N processes."""
         from noisyseg.cli import ui
-        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.params import parse_assignments
 
         from noisyseg.pipeline.train import train_config
         from noisyseg.train.semi import SemiConfig

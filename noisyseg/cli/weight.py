@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         report how well low weights pick out wrong labels."""
         from noisyseg.cli import ui
         from noisyseg.pipeline.weight import weight
-        from noisyseg.strategies.spec import parse_assignments
+        from noisyseg.params import parse_assignments
 
         report = weight(dataset, split, probs, strategy, out, params=parse_assignments(param), labels=labels,
                         as_float=as_float, device=device, batch_size=batch_size, force=force, track=ui.track)

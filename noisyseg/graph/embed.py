@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
 
 
 def embed_clean_labels(segments: torch.Tensor, labels: torch.Tensor, num_segments: int, num_classes: int,
-                       ignore_index: int = IGNORE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Majority class of the clean pixels per segment.
 
     Args:

@@ -1,4 +1,4 @@
-"""Edge weights and pruning of Yi et al. (seed 000), eq. 3-4.
+"""Edge weights and pruning of Yi et al., "Learning from Pixel-Level Label Noise", eq. 3-4.
 
 Eq. 3: on the spatial edges only, ``w_ij = exp(-||v_i - v_j||^2 / (2h))`` with h the feature
 dimension (non-adjacent pairs have weight 0 and are not edges).

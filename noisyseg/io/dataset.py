@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX  # also importable from here, as before
 from noisyseg.errors import InputError
 from noisyseg.io.images import open_image
 from noisyseg.io.jsonfile import read_json
+from noisyseg.io.labels import read_label_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-IGNORE_INDEX = 255
 
 
 def check_id(image_id: str, where: str | os.PathLike) -> str:
@@ -154,8 +155,6 @@ class Dataset:
 
     def load_mask(self, image_id: str, size: tuple[int, int] | None = None) -> np.ndarray:
         """Ground-truth mask, ``(H, W)`` uint8 with ids in 0..C-1 or 255; checked against the image size."""
-        from noisyseg.io.dirs import read_label_png
-
         if size is None:
             size = self.image_size(image_id)
         return read_label_png(self.mask_path(image_id), self.num_classes, size)

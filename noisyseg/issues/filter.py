@@ -7,13 +7,14 @@ import warnings
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.issues.inputs import Images
 from noisyseg.metrics.label_issues import confident_thresholds, count_issues, cutoff_from_values
 from noisyseg.ops.label_confidence import label_confidence
 
 
 def find_label_issues(labels, pred_probs, *, batch_size: int | None = None, n_jobs: int | None = None,
-                      verbose: bool = True, ignore_index: int = 255, **kwargs):
+                      verbose: bool = True, ignore_index: int = IGNORE_INDEX, **kwargs):
     """Boolean mask of the pixels whose given label is likely wrong (cleanlab's rule, see
     :mod:`noisyseg.metrics.label_issues`).
 

@@ -12,6 +12,8 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
+
 DEFAULT_BATCH_VALUES = 1 << 22  # pred_probs values per batch when batch_size is None (small batches stay in cache)
 _TORCH_FLOATS = (np.float16, np.float32, np.float64)
 
@@ -52,7 +54,7 @@ class Images:
     ``batch_size`` is cleanlab's: a budget of pred_probs values per batch (at least one image).
     """
 
-    def __init__(self, labels, pred_probs=None, *, ignore_index: int = 255, batch_size: int | None = None):
+    def __init__(self, labels, pred_probs=None, *, ignore_index: int = IGNORE_INDEX, batch_size: int | None = None):
         if batch_size is not None and batch_size <= 0:
             raise ValueError(f"Batch size must be greater than 0, got {batch_size}")
         self.labels, self.dense = _images(labels, 3, "labels")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.issues.inputs import Images
 from noisyseg.metrics.softmin import TEMPERATURE, softmin_scores
 
 
 def get_label_quality_scores(labels, pred_probs, *, method: str = "softmin", batch_size: int | None = None,
-                             n_jobs: int | None = None, verbose: bool = True, ignore_index: int = 255, **kwargs):
+                             n_jobs: int | None = None, verbose: bool = True, ignore_index: int = IGNORE_INDEX, **kwargs):
     """A label-quality score per image (lower = more likely mislabelled) and per pixel.
 
     Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.issues.inputs import Images
 from noisyseg.issues.table import make_table
 from noisyseg.ops.label_confidence import label_confidence
@@ -13,7 +14,7 @@ COLUMNS = ["given_label", "predicted_label", "num_pixel_issues"]
 DEFAULT_TOP = 20
 
 
-def confusion_counts(issues, labels, pred_probs, *, ignore_index: int = 255, batch_size: int | None = None) -> np.ndarray:
+def confusion_counts(issues, labels, pred_probs, *, ignore_index: int = IGNORE_INDEX, batch_size: int | None = None) -> np.ndarray:
     """``(K, K)`` int64: issue pixels by (given label, most probable class), ignored pixels left out."""
     images = Images(labels, pred_probs, ignore_index=ignore_index, batch_size=batch_size)
     flags, _ = _images_of(issues, len(images))
@@ -32,7 +33,7 @@ def confusion_counts(issues, labels, pred_probs, *, ignore_index: int = 255, bat
 
 def common_label_issues(issues, labels, pred_probs, *, class_names: list[str] | None = None,
                         exclude: list[int] | None = None, top: int | None = None, verbose: bool = True,
-                        ignore_index: int = 255, batch_size: int | None = None):
+                        ignore_index: int = IGNORE_INDEX, batch_size: int | None = None):
     """The most frequent (given label, predicted label) pairs among the issue pixels.
 
     Args:
@@ -76,7 +77,7 @@ def _images_of(arrays, n: int) -> tuple[list[np.ndarray], bool]:
 
 def display_issues(issues, *, labels=None, pred_probs=None, class_names: list[str] | None = None,
                    exclude: list[int] | None = None, top: int | None = None, images=None,
-                   palette: list[list[int]] | None = None, ignore_index: int = 255, **kwargs) -> None:
+                   palette: list[list[int]] | None = None, ignore_index: int = IGNORE_INDEX, **kwargs) -> None:
     """Shows the images with the most issue pixels, one matplotlib figure each: the photo with
     its issues in red (when ``images`` are given), the given label, the prediction, and the issues.
 

@@ -1,4 +1,4 @@
-"""Pixel-level InfoNCE (U2PL, seed 002, eq. 10) with cosine similarity and temperature τ."""
+"""Pixel-level InfoNCE (U2PL, Wang et al., eq. 10) with cosine similarity and temperature τ."""
 
 from __future__ import annotations
 

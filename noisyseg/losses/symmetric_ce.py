@@ -1,4 +1,5 @@
-"""Symmetric cross-entropy (Wang et al. 2019), U2PL+'s unsupervised loss (seed 002, eq. 4).
+"""Symmetric cross-entropy (Wang et al. 2019), the unsupervised loss of U2PL+ ("Using Unreliable
+Pseudo-Labels for Label-Efficient Semantic Segmentation", eq. 4).
 
     l_sce(p, y) = ξ1 CE(p, y) + ξ2 CE(y, p),   CE(y, p) = -Σ_c p_c log y_c   (reverse CE)
 
@@ -14,9 +15,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
+
 
 def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, xi1: float = 1.0, xi2: float = 0.1,
-                            weights: torch.Tensor | None = None, ignore_index: int = 255,
+                            weights: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX,
                             clamp: float = 1e-4) -> torch.Tensor:
     """Mean over valid pixels of ``w * (ξ1 CE + ξ2 RCE)``.
 

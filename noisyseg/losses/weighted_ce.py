@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
+
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
-                           ignore_index: int = 255, denominator: str = "valid") -> torch.Tensor:
+                           ignore_index: int = IGNORE_INDEX, denominator: str = "valid") -> torch.Tensor:
     """Mean of ``w * CE`` over pixels.
 
     Args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
 
 
 class CalibrationError:
@@ -35,7 +35,7 @@ class CalibrationError:
         ``p_best`` and ``best``), same-shape tensors on any device. float16 confidences are
         counted through one exact float16 histogram (the same bins, a few times faster)."""
         bins = self.bins
-        valid = gt != IGNORE
+        valid = gt != IGNORE_INDEX
         hit = prediction == gt
         if confidence.dtype == torch.float16:
             from noisyseg.metrics.detection import float16_from_keys, grouped_histograms

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.ops.float16_histogram import float16_histogram_, float16_order_keys  # noqa: F401 (re-exported)
 
-IGNORE = 255
 _BINS = 1 << 16
 
 
@@ -112,7 +112,7 @@ class DetectionQuality:
         same-shape float. Arrays or tensors; a whole batch ``(B, H, W)`` at once is fastest."""
         gt, noisy, flagged = (a if torch.is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a))
                               for a in (gt, noisy, flagged))
-        valid = (gt != IGNORE) & (noisy != IGNORE)
+        valid = (gt != IGNORE_INDEX) & (noisy != IGNORE_INDEX)
         truth = gt != noisy
         # One bincount: 0 = tn, 1 = fp, 2 = fn, 3 = tp, 4 = not valid.
         code = torch.where(valid, truth.long() * 2 + flagged.bool().long(), 4)

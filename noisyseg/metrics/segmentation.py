@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IGNORE = 255
-
 
 def as_long(a) -> torch.Tensor:
     """An integer array or tensor as an int64 tensor (on the tensor's device; numpy on the CPU)."""

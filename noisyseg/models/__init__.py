@@ -6,7 +6,7 @@ from noisyseg.models.efficientnet_lite import VARIANTS as LITE_VARIANTS
 from noisyseg.models.lite_deeplab import BN_MODES, LiteDeepLab
 from noisyseg.models.sgc import SelfAttentionGradCAM
 from noisyseg.models.spec import ModelSpec
-from noisyseg.strategies.spec import Param
+from noisyseg.params import Param
 
 
 def _deeplab(num_classes: int, width: int, depth: str, feature_dim: int) -> DeepLabV3Plus:

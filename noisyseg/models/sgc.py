@@ -1,7 +1,6 @@
-"""Class activation maps and PseudoSeg's self-attention Grad-CAM (SGC, seed 003, eq. 3 and appendix A).
+"""PseudoSeg's self-attention Grad-CAM (SGC; Zou et al., eq. 3 and appendix A).
 
-``class_activation_maps``: with a GAP + linear classifier, Grad-CAM equals plain CAM,
-CAM_c = ReLU(Σ_k w_ck f_k), here max-normalised per class and zeroed for absent classes.
+The CAMs it refines come from ``noisyseg.models.cam.class_activation_maps`` (re-exported here).
 
 ``SelfAttentionGradCAM`` refines CAMs by propagating them along feature similarity:
 key and query are 1x1 convolutions of hypercolumn features (the last stages concatenated at one
@@ -17,33 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def class_activation_maps(stage4: torch.Tensor, weight: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-    """CAMs of a GAP + linear classifier.
-
-    Args:
-        stage4: (B, K, h, w) float, the features the classifier pools.
-        weight: (C, K) float, the linear layer's weight (the bias does not localise).
-        present: optional (B, C) bool; absent classes get all-zero maps.
-
-    Returns:
-        (B, C, h, w) float32 in [0, 1]: ReLU(Σ_k w_ck f_k) divided by its max per class; a class
-        whose map is zero everywhere stays zero (never NaN).
-
-    Example:
-        >>> cams = class_activation_maps(torch.randn(2, 16, 5, 6), torch.randn(3, 16))
-        >>> cams.shape, float(cams.max()) <= 1.0
-        (torch.Size([2, 3, 5, 6]), True)
-    """
-    if stage4.dim() != 4 or weight.dim() != 2 or weight.shape[1] != stage4.shape[1]:
-        raise ValueError(f"class_activation_maps: expected stage4 (B, K, h, w) and weight (C, K), got "
-                         f"{tuple(stage4.shape)} and {tuple(weight.shape)}")
-    cam = F.relu(torch.einsum("bkhw,ck->bchw", stage4.float(), weight.float()))
-    peak = cam.amax(dim=(2, 3), keepdim=True)
-    cam = torch.where(peak > 0, cam / peak.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(cam))
-    if present is not None:
-        cam = cam * present[:, :, None, None].to(cam.dtype)
-    return cam
+from noisyseg.models.cam import class_activation_maps  # noqa: F401  (re-exported)
 
 
 def cam_value(cams: torch.Tensor, background: int | None = 0) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from noisyseg.strategies.spec import Param, resolve_params
+from noisyseg.params import Param, resolve_params
 
 
 @dataclass(frozen=True)

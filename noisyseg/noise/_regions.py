@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
 
 
 def fill_from_nearest(label: np.ndarray, holes: np.ndarray) -> np.ndarray:
     """Gives every pixel in ``holes`` the label of the nearest pixel outside it (ignore excluded)."""
-    donors = ~holes & (label != IGNORE)
+    donors = ~holes & (label != IGNORE_INDEX)
     if not donors.any() or not holes.any():
         return label
     _, (iy, ix) = ndimage.distance_transform_edt(~donors, return_indices=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from noisyseg.noise._regions import IGNORE, fill_from_nearest
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.noise._regions import fill_from_nearest
 
 
 def boundary_shift(label: np.ndarray, rng: np.random.Generator, num_classes: int, k: int = 6,
@@ -32,7 +33,7 @@ def boundary_shift(label: np.ndarray, rng: np.random.Generator, num_classes: int
             continue
         if rng.random() < 0.5:  # wide response: grow
             near = ndimage.distance_transform_edt(~is_c) <= shift
-            out[near & (out != IGNORE)] = c
+            out[near & (out != IGNORE_INDEX)] = c
         else:  # narrow response: shrink
             inner = ndimage.distance_transform_edt(is_c)
             out = fill_from_nearest(out, is_c & (inner <= shift))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from noisyseg.noise._regions import IGNORE
+from noisyseg.constants import IGNORE_INDEX
 
 
 def cam_like(label: np.ndarray, rng: np.random.Generator, num_classes: int, scale: int = 8,
@@ -20,7 +20,7 @@ def cam_like(label: np.ndarray, rng: np.random.Generator, num_classes: int, scal
     import torch.nn.functional as F
 
     H, W = label.shape
-    valid = label != IGNORE
+    valid = label != IGNORE_INDEX
     onehot = torch.zeros(num_classes, H, W)
     idx = torch.from_numpy(np.where(valid, label, 0).astype(np.int64))
     onehot.scatter_(0, idx[None], torch.from_numpy(valid)[None].float())
@@ -38,5 +38,5 @@ def cam_like(label: np.ndarray, rng: np.random.Generator, num_classes: int, scal
     factor = (shrink + jitter).clamp(0.05, 1.0)
     factor[int(areas.argmax())] = 1.0
     out = (score * factor[:, None, None]).argmax(0).numpy().astype(np.uint8)
-    out[~valid] = IGNORE
+    out[~valid] = IGNORE_INDEX
     return out

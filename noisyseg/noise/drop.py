@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from noisyseg.noise._regions import IGNORE, components, fill_from_nearest
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.noise._regions import components, fill_from_nearest
 
 
 def object_drop(label: np.ndarray, rng: np.random.Generator, num_classes: int, p: float = 0.3,
@@ -23,5 +24,5 @@ def object_drop(label: np.ndarray, rng: np.random.Generator, num_classes: int, p
             if 0 <= background < num_classes:
                 out[comp] = background
             else:
-                out = fill_from_nearest(out, comp & (out != IGNORE))
+                out = fill_from_nearest(out, comp & (out != IGNORE_INDEX))
     return out

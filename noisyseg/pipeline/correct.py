@@ -16,11 +16,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
 from noisyseg.metrics import LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs
+from noisyseg.strategies.correction.base import CorrectionInputs
 
 _NEED_FLAG = {"features": "--features DIR", "probs": "--probs DIR", "images": "the dataset's images"}
 
@@ -93,9 +94,9 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
         passed: list[str] = []
 
         def account(image_id: str, noisy: np.ndarray, fixed: np.ndarray) -> None:
-            holes = noisy == IGNORE
+            holes = noisy == IGNORE_INDEX
             counts["holes"] += int(holes.sum())
-            counts["filled"] += int((holes & (fixed != IGNORE)).sum())
+            counts["filled"] += int((holes & (fixed != IGNORE_INDEX)).sum())
             counts["pixels"] += noisy.size
             if has_gt:
                 gt = ds.load_mask(image_id, noisy.shape)
@@ -109,8 +110,7 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                 result = corrector.correct(batch)
             except ValueError as e:
                 raise ParameterError(f"strategy '{strategy}': {e}") from None
-            for stage, seconds in result.timings.items():
-                timer.seconds[stage] = timer.seconds.get(stage, 0.0) + seconds
+            timer.add(result.timings)
             fixed = result.labels
             if crf:
                 from noisyseg.strategies.correction.crf import crf_refine

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.io import Dataset, LabelDir
 from noisyseg.noise import DEFAULT_NOISE, corrupt_mask, image_rng, parse_noise_spec
 from noisyseg.pipeline.common import OutputDir, Timer, Track, check_seed, no_track, write_report
@@ -13,7 +14,7 @@ from noisyseg.pipeline.common import OutputDir, Timer, Track, check_seed, no_tra
 
 def noise_rate(gt: np.ndarray, noisy: np.ndarray) -> tuple[int, int]:
     """(wrong pixels, pixels with a GT label): a pixel is wrong when its noisy label differs from GT."""
-    valid = gt != 255
+    valid = gt != IGNORE_INDEX
     return int(((noisy != gt) & valid).sum()), int(valid.sum())
 
 

@@ -8,14 +8,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
 from noisyseg.io.dirs import load_float_npy, save_npy
 from noisyseg.metrics import DetectionQuality, LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.strategies.detection.base import Batch, DetectionContext
-
-IGNORE = 255
 
 
 def iter_batches(ds: Dataset, ids: list[str], labels: LabelDir, probs: ProbsDir, device: torch.device,
@@ -132,8 +131,8 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
             """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
             nonlocal flagged_total, valid_total
             noisy, clean = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (noisy, clean))
-            valid = noisy != IGNORE
-            flagged = (clean == IGNORE) & valid
+            valid = noisy != IGNORE_INDEX
+            flagged = (clean == IGNORE_INDEX) & valid
             flagged_total += int(flagged.sum())
             valid_total += int(valid.sum())
             if has_gt:
@@ -152,10 +151,10 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
                     gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in batch.ids]).astype(np.int64)).to(dev)
             with timer("detect"):
                 result = detector.detect(batch.probs, batch.labels)
-                flags = result.flags & (batch.labels != IGNORE)
+                flags = result.flags & (batch.labels != IGNORE_INDEX)
                 if spared is not None:
                     flags &= ~spared[batch.labels.clamp(max=ds.num_classes - 1)]
-                clean = torch.where(flags, torch.full_like(batch.labels, IGNORE), batch.labels)
+                clean = torch.where(flags, torch.full_like(batch.labels, IGNORE_INDEX), batch.labels)
                 clean_np = clean.to(torch.uint8).cpu().numpy()
                 score = result.scores.half().cpu().numpy() if scores else None
                 for k, image_id in enumerate(batch.ids):

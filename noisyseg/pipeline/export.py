@@ -6,7 +6,7 @@ from pathlib import Path
 
 from noisyseg.errors import InputError
 from noisyseg.io import Dataset, LabelDir
-from noisyseg.io.dirs import read_label_png
+from noisyseg.io.labels import read_label_png
 from noisyseg.io.palette import check_palette, voc_palette
 from noisyseg.pipeline.common import OutputDir, Timer, Track, no_track, write_report
 from noisyseg.io.jsonfile import read_json

@@ -13,10 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, NoisySegError
 from noisyseg.io.atomic import atomic_write, replace_dir, write_json
 from noisyseg.io.dataset import IMAGE_SUFFIXES, check_id
-from noisyseg.io.dirs import write_label_png
+from noisyseg.io.labels import write_label_png
 from noisyseg.io.sources import Source, scan
 from noisyseg.pipeline.common import RUN_FILE, Timer, Track, no_track, write_report
 
@@ -105,7 +106,7 @@ def _write(source: Source, root: Path, name: str, copy: bool, track: Track) -> d
         masks += 1
     for split, ids in source.splits.items():
         atomic_write(root / "splits" / f"{split}.txt", lambda f: f.write("\n".join(ids) + "\n"), mode="w")
-    meta = {"name": name, "classes": source.classes, "ignore_index": 255}
+    meta = {"name": name, "classes": source.classes, "ignore_index": IGNORE_INDEX}
     if source.palette:
         meta["palette"] = source.palette
     meta["source"] = f"noisyseg import {source.format}"

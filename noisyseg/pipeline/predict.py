@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from noisyseg.errors import InputError, NoisySegError
 from noisyseg.io import Dataset, FeaturesDir, ProbsDir, check_id
 from noisyseg.io.dirs import save_npy
-from noisyseg.models.sgc import class_activation_maps
+from noisyseg.models.cam import class_activation_maps
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.train.checkpoint import load_run
 from noisyseg.train.supervised import FOLDS_FILE

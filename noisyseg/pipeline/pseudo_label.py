@@ -17,12 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
 from noisyseg.io.dirs import load_float_npy, save_npy
 from noisyseg.metrics import CalibrationError, LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs
 
 
 def read_class_maps(path: Path, num_classes: int, what: str, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -111,14 +112,14 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
 
         def account(image_id: str, labels: np.ndarray, soft_np: np.ndarray | None) -> None:
             nonlocal kept, total
-            kept += int((labels != IGNORE).sum())
+            kept += int((labels != IGNORE_INDEX).sum())
             total += labels.size
             if has_gt:
                 gt = ds.load_mask(image_id, labels.shape)
                 quality.update(gt, labels)
                 if soft_np is not None:
                     # ECE of the pseudo-label's distribution over the pixels it labels.
-                    calibration.update(soft_np, np.where(labels != IGNORE, gt, IGNORE))
+                    calibration.update(soft_np, np.where(labels != IGNORE_INDEX, gt, IGNORE_INDEX))
 
         todo = [i for i in ids if not done(i)]
         with timer("pseudo-label"):

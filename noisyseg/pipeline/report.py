@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
 from noisyseg.io.atomic import atomic_write, replace_dir, write_json
@@ -41,7 +42,6 @@ from noisyseg.pipeline.common import RUN_FILE, Timer, Track, no_track, select_de
 from noisyseg.pipeline.output import replacing_marker
 from noisyseg.pipeline.detect import iter_batches
 
-IGNORE = 255
 TOP_CONFUSIONS = 20
 
 
@@ -119,7 +119,7 @@ class _Run:
         for b in self.batches(f"report {self.split}: scores", with_gt=False):
             with self.timer("score"):
                 conf = label_confidence(b.probs, b.labels)
-                valid = b.labels != IGNORE
+                valid = b.labels != IGNORE_INDEX
                 self.image_score.update(zip(b.ids, softmin_scores(conf.p_label, valid).tolist()))
                 if rule is not None:
                     rule.update(conf.p_label, conf.best, conf.p_best, b.labels, valid)
@@ -138,11 +138,11 @@ class _Run:
             with self.timer("figures"):
                 size = tuple(b.labels.shape[-2:])
                 conf = label_confidence(b.probs, b.labels)
-                valid = b.labels != IGNORE
+                valid = b.labels != IGNORE_INDEX
                 cleaned = _stack(self.cleaned, b.ids, C, size, self.device) if self.cleaned else None
                 corrected = _stack(self.corrected, b.ids, C, size, self.device) if self.corrected else None
                 if cleaned is not None:
-                    flags = (cleaned == IGNORE) & valid
+                    flags = (cleaned == IGNORE_INDEX) & valid
                 else:
                     flags = flagger(conf.p_label, valid, conf.best != b.labels)
                 noise = _read_scores(self.scores, b.ids, size, self.device) if self.scores else 1 - conf.p_label
@@ -248,7 +248,7 @@ class _Figures:
         n_flag = counts[:, :C, :, 1].sum((1, 2)).tolist()
         if self.has_gt:
             truth = b.gt.to(torch.int32)
-            truth.masked_fill_(truth == IGNORE, C)
+            truth.masked_fill_(truth == IGNORE_INDEX, C)
             checked = valid & (truth < C)
             self.detection.add_scores(noise, checked & (truth != given), checked)
             # (image, ground truth, given, flagged): the given labels' quality, the flags' against the true noise

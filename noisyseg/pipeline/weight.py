@@ -14,11 +14,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir, WeightsDir
 from noisyseg.metrics import DetectionQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
-from noisyseg.strategies.weighting.base import IGNORE, WeightInputs
+from noisyseg.strategies.weighting.base import WeightInputs
 
 
 def weight(dataset: str | Path, split: str, probs: str | Path, strategy: str, out: str | Path,
@@ -77,7 +78,7 @@ def weight(dataset: str | Path, split: str, probs: str | Path, strategy: str, ou
             stats["max"] = max(stats["max"], float(w.max()))
             if score_noise:
                 gt = ds.load_mask(image_id, w.shape)
-                valid = (gt != IGNORE) & (noisy != IGNORE)
+                valid = (gt != IGNORE_INDEX) & (noisy != IGNORE_INDEX)
                 right = valid & (gt == noisy)
                 wrong = valid & (gt != noisy)
                 stats["clean_sum"] += float(w[right].sum())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.io.atomic import atomic_write
 from noisyseg.io.palette import IGNORE_COLOUR
 
@@ -17,7 +18,7 @@ FLAG_COLOUR = (255, 0, 0)
 def colour_table(palette: list[list[int]]) -> np.ndarray:
     """``(256, 3)`` uint8 lookup: the palette's colours, white for the ignore index and any id past it."""
     table = np.tile(np.array(IGNORE_COLOUR, np.uint8), (256, 1))
-    table[: min(len(palette), 255)] = np.asarray(palette[:255], np.uint8).reshape(-1, 3)
+    table[: min(len(palette), IGNORE_INDEX)] = np.asarray(palette[:IGNORE_INDEX], np.uint8).reshape(-1, 3)
     return table
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.io import Dataset, LabelDir, WeightsDir
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-IGNORE = 255
 
 
 def to_unit(image: np.ndarray) -> torch.Tensor:
@@ -144,7 +144,7 @@ class SegmentationSamples(torch.utils.data.Dataset):
         if self.tags is not None and image_id in self.tags:
             tags[self.tags[image_id]] = 1
         else:
-            present = lab[lab != IGNORE].unique()
+            present = lab[lab != IGNORE_INDEX].unique()
             tags[present] = 1
         return img, lab, wt, tags
 
@@ -163,7 +163,7 @@ class SegmentationSamples(torch.utils.data.Dataset):
         ph, pw = max(0, S - h), max(0, S - w)
         if ph or pw:
             img = F.pad(img, (0, pw, 0, ph))
-            lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
+            lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE_INDEX)
             wt = F.pad(wt, (0, pw, 0, ph))
             h, w = h + ph, w + pw
         y = int(self._rand() * (h - S + 1))

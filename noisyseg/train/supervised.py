@@ -21,7 +21,8 @@ from noisyseg.io.atomic import write_json
 from noisyseg.io.claim import Claim, remove_temp_files
 from noisyseg.io.lock import has_files
 from noisyseg.losses import weighted_cross_entropy
-from noisyseg.pipeline.common import Timer, check_seed, environment, select_device
+from noisyseg.runtime import check_seed, environment, select_device
+from noisyseg.timing import Timer
 from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.checkpoint import build_model, resume, save_checkpoint
 from noisyseg.train.data import NORMALISATIONS, SegmentationSamples, poly_lr

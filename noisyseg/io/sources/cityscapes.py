@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError
 from noisyseg.io.sources import Item, Source, require_dir
 from noisyseg.io.sources.masks import UNKNOWN, MaskConverter
@@ -26,8 +27,8 @@ SUFFIX = "_leftImg8bit.png"
 
 def label_id_map() -> np.ndarray:
     table = np.full(256, UNKNOWN, np.int16)
-    table[:34] = 255
-    table[255] = 255
+    table[:34] = IGNORE_INDEX
+    table[IGNORE_INDEX] = IGNORE_INDEX
     for label_id, train_id in LABEL_TO_TRAIN.items():
         table[label_id] = train_id
     return table
@@ -36,7 +37,7 @@ def label_id_map() -> np.ndarray:
 def train_id_map() -> np.ndarray:
     table = np.full(256, UNKNOWN, np.int16)
     table[: len(CLASSES)] = np.arange(len(CLASSES))
-    table[255] = 255
+    table[IGNORE_INDEX] = IGNORE_INDEX
     return table
 
 

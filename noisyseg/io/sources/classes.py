@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError
 from noisyseg.io.palette import check_palette
-from noisyseg.io.sources.masks import IGNORE, UNKNOWN, MaskConverter, identity_map, pack
+from noisyseg.io.sources.masks import UNKNOWN, MaskConverter, identity_map, pack
 from noisyseg.io.jsonfile import read_json
 
 VOID_NAMES = {"void", "ignore", "unlabeled", "unlabelled"}
@@ -58,12 +59,12 @@ def from_colours(named: list[tuple[str, list[int]]], where) -> ClassTable:
     palette = check_palette([list(rgb) for _, rgb in named], len(named), where)
     classes, colours, kept = [], {}, []
     index_map = np.full(256, UNKNOWN, np.int16)
-    index_map[IGNORE] = IGNORE
+    index_map[IGNORE_INDEX] = IGNORE_INDEX
     for (name, _), rgb in zip(named, palette):
         if pack(rgb) in colours:
             raise InputError(where, "a different colour for each class", f"{rgb} twice")
         if str(name).lower() in VOID_NAMES:
-            colours[pack(rgb)] = IGNORE
+            colours[pack(rgb)] = IGNORE_INDEX
             continue
         colours[pack(rgb)] = len(classes)
         index_map[len(classes)] = len(classes)
@@ -75,14 +76,14 @@ def from_colours(named: list[tuple[str, list[int]]], where) -> ClassTable:
 def from_values(values: dict[int, str], where) -> ClassTable:
     """Mask value -> name; the ids follow the values' order, void values become 255."""
     index_map = np.full(256, UNKNOWN, np.int16)
-    index_map[IGNORE] = IGNORE
+    index_map[IGNORE_INDEX] = IGNORE_INDEX
     classes = []
     for value in sorted(values):
         if not 0 <= value <= 255:
             raise InputError(where, "mask values 0..255 as keys", str(value))
         name = str(values[value])
         if name.lower() in VOID_NAMES:
-            index_map[value] = IGNORE
+            index_map[value] = IGNORE_INDEX
         else:
             index_map[value] = len(classes)
             classes.append(name)

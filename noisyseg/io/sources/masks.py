@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError
 
-IGNORE = 255
 UNKNOWN = -1
 
 
@@ -21,7 +21,7 @@ def identity_map(num_classes: int) -> np.ndarray:
     """``(256,)`` int16 id map: 0..C-1 and 255 to themselves, any other value unknown."""
     table = np.full(256, UNKNOWN, np.int16)
     table[:num_classes] = np.arange(num_classes)
-    table[IGNORE] = IGNORE
+    table[IGNORE_INDEX] = IGNORE_INDEX
     return table
 
 

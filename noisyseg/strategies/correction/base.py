@@ -19,9 +19,11 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from noisyseg.timing import Timer as StageTimer  # noqa: F401  (strategies import it from here)
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.timing import Timer
 
-IGNORE = 255
+IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
+StageTimer = Timer  # likewise: correct_batch's ``times`` is a noisyseg.timing.Timer
 
 
 class CorrectionInputs(NamedTuple):
@@ -64,16 +66,16 @@ class Corrector:
     def fit(self, ctx) -> dict:
         return {}
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         """Labels ``(B, H, W)`` int64 for images that have at least one clean pixel."""
         raise NotImplementedError
 
     def correct(self, inputs: CorrectionInputs) -> Correction:
         check_inputs(inputs, self.needs)
         labels = inputs.labels.long()
-        clean = labels != IGNORE
+        clean = labels != IGNORE_INDEX
         has_clean = clean.flatten(1).any(1)
-        times = StageTimer()
+        times = Timer()
         out = labels.clone()
         if has_clean.any():
             sub = inputs if bool(has_clean.all()) else inputs.select(has_clean)
@@ -105,7 +107,7 @@ def one_hot_scores(labels: torch.Tensor, num_classes: int, confidence: float) ->
     B, H, W = labels.shape
     rest = (1.0 - confidence) / max(num_classes - 1, 1)
     out = torch.full((B, num_classes, H, W), rest, dtype=torch.float32, device=labels.device)
-    valid = labels != IGNORE
+    valid = labels != IGNORE_INDEX
     idx = torch.where(valid, labels, torch.zeros_like(labels)).long()
     out.scatter_(1, idx[:, None], confidence)
     return torch.where(valid[:, None], out, torch.full_like(out, 1.0 / num_classes))

@@ -6,11 +6,12 @@ Unaries are -log of a per-pixel score over classes:
 - ``crf`` strategy: the model's probs on holes; on clean pixels a one-hot with
   ``clean_confidence`` on the label (the rest spread evenly), so the CRF bends around them.
 - ``crf_refine`` (``--crf``): the other corrector's labels as one-hots with ``filled_confidence``
-  on holes and ``clean_confidence`` on clean pixels (the seed-000 pipeline refines the corrected
+  on holes and ``clean_confidence`` on clean pixels (Yi et al.'s pipeline refines the corrected
   labels this way, cf. pydensecrf's ``unary_from_labels``).
 
 Pairwise terms: a Gaussian smoothness kernel (sxy=3, compat=3) and the appearance kernel
-(sxy=80, srgb=13, compat=10) on the RGB image, DeepLab's usual settings. Holes take the CRF's argmax.
+(sxy=80, srgb=13, compat=10) on the RGB image, DeepLab's usual settings; the mean field is
+``noisyseg.graph.dense_crf``'s, shared with URN. Holes take the CRF's argmax.
 """
 
 from __future__ import annotations
@@ -18,33 +19,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer, one_hot_scores
-from noisyseg.strategies.spec import Param, StrategySpec
-
-_TINY = 1e-8
-
-
-def dense_crf_labels(scores: np.ndarray, image: np.ndarray, iterations: int = 5, sxy_gauss: float = 3,
-                     compat_gauss: float = 3, sxy_bilateral: float = 80, srgb: float = 13,
-                     compat_bilateral: float = 10) -> np.ndarray:
-    """Mean-field inference over ``(C, H, W)`` scores (unary = -log score) on an ``(H, W, 3)`` uint8
-    image; returns the ``(H, W)`` int64 argmax of the marginals."""
-    import pydensecrf.densecrf as dcrf
-
-    C, H, W = scores.shape
-    crf = dcrf.DenseCRF2D(W, H, C)
-    unary = -np.log(np.maximum(scores, _TINY)).reshape(C, -1)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-    crf.addPairwiseGaussian(sxy=sxy_gauss, compat=compat_gauss)
-    crf.addPairwiseBilateral(sxy=sxy_bilateral, srgb=srgb, rgbim=np.ascontiguousarray(image, dtype=np.uint8),
-                             compat=compat_bilateral)
-    q = np.asarray(crf.inference(iterations), dtype=np.float32).reshape(C, H, W)
-    return q.argmax(0).astype(np.int64)
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.graph.dense_crf import dense_crf_labels  # also importable from here, as before
+from noisyseg.params import Param
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, one_hot_scores
+from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
 def crf_scores(probs: torch.Tensor, labels: torch.Tensor, clean_confidence: float) -> torch.Tensor:
     """``(B, C, H, W)`` unary scores: probs on holes, ``clean_confidence`` one-hots on clean pixels."""
-    clean = labels != IGNORE
+    clean = labels != IGNORE_INDEX
     onehot = one_hot_scores(labels, probs.shape[1], clean_confidence)
     return torch.where(clean[:, None], onehot, probs.float())
 
@@ -61,7 +46,7 @@ def crf_refine(corrected: torch.Tensor, labels: torch.Tensor, images: torch.Tens
     Returns:
         ``(B, H, W)`` int64: CRF labels on the holes (and everywhere with ``keep_clean=False``).
     """
-    holes = labels == IGNORE
+    holes = labels == IGNORE_INDEX
     scores = torch.where(holes[:, None], one_hot_scores(corrected, num_classes, filled_confidence),
                          one_hot_scores(labels, num_classes, clean_confidence))
     imgs = images.cpu().numpy()
@@ -76,7 +61,7 @@ class DenseCRF(Corrector):
     def __init__(self, clean_confidence: float = 0.95, iterations: int = 5, keep_clean: bool = True):
         self.clean_confidence, self.iterations, self.keep_clean = clean_confidence, iterations, keep_clean
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("crf"):
             scores = crf_scores(inputs.probs, inputs.labels.long(), self.clean_confidence).cpu().numpy()
             images = inputs.images.cpu().numpy()

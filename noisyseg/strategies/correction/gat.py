@@ -1,5 +1,5 @@
-"""gat (Yi et al., seed 000): a 2-layer multi-head dot-product GAT per image on a superpixel graph,
-trained on the superpixels that carry clean labels, predicts the rest.
+"""gat (Yi et al., "Learning from Pixel-Level Label Noise"): a 2-layer multi-head dot-product GAT per image
+on a superpixel graph, trained on the superpixels that carry clean labels, predicts the rest.
 
 Attention e_ij = φ(v_i)·ψ(v_j) (eq. 5), scaled by 1/sqrt(F) (a reparametrisation the learned φ, ψ
 absorb; it keeps the softmax out of saturation at initialisation), softmax over i's neighbours
@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 
 from noisyseg.graph.gnn import BatchedGAT
+from noisyseg.params import Param
 from noisyseg.strategies.correction.superpixel import GRAPH_PARAMS, SuperpixelCorrector
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 class GATCorrector(SuperpixelCorrector):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 
 from noisyseg.graph.gnn import BatchedGCN
+from noisyseg.params import Param
 from noisyseg.strategies.correction.superpixel import GRAPH_PARAMS, SuperpixelCorrector
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 class GCNCorrector(SuperpixelCorrector):

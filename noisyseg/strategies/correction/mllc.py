@@ -1,5 +1,6 @@
-"""mllc (seed 001, after the public code's graph step; the paper gives only its abstract):
-semantic-level and class-level graphs correcting the model's predictions on the holes.
+"""mllc (MLLC: Xiao et al., "Multi-Level Label Correction by Distilling Proximate Patterns"):
+semantic-level and class-level graphs correcting the model's predictions on the holes, after the
+public code's graph step (the paper gives only its abstract).
 
 Nodes are cells of the feature map average-pooled by ``pool`` (the ``(h/pool) x (w/pool)`` grid).
 Each of K rounds:
@@ -23,8 +24,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
+from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
 def knn_graph(x: torch.Tensor, k: int, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,7 +111,7 @@ class MLLC(Corrector):
     def __init__(self, k: int = 21, rounds: int = 3, pool: int = 2, anchor_share: float = 0.5, keep_clean: bool = True):
         self.k, self.rounds, self.pool, self.anchor_share, self.keep_clean = k, rounds, pool, anchor_share, keep_clean
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("predict"):
             feats = inputs.features.float()
             if self.pool > 1:
@@ -117,7 +121,7 @@ class MLLC(Corrector):
             probs = inputs.probs.float()
             grid_probs = F.adaptive_avg_pool2d(probs, (h, w))
             labels = inputs.labels.long()
-            clean = labels != IGNORE
+            clean = labels != IGNORE_INDEX
             share = F.adaptive_avg_pool2d(
                 F.one_hot(torch.where(clean, labels, 0), C).permute(0, 3, 1, 2).float() * clean[:, None], (h, w))
             top, arg = share.max(1)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
 from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
-def nearest_fill(labels: np.ndarray, ignore_index: int = IGNORE) -> np.ndarray:
+def nearest_fill(labels: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """``(H, W)`` labels with holes -> every pixel labelled by its nearest clean pixel.
 
     An image without a clean pixel is returned unchanged.
@@ -31,7 +33,7 @@ def nearest_fill(labels: np.ndarray, ignore_index: int = IGNORE) -> np.ndarray:
 class Nearest(Corrector):
     needs: tuple[str, ...] = ()
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("predict"):
             labels = inputs.labels.cpu().numpy()
             return torch.from_numpy(np.stack([nearest_fill(lab) for lab in labels]))

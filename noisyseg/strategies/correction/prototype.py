@@ -1,4 +1,4 @@
-"""prototype (U2PL+, seed 002, eq. 15-20, used as a corrector): holes take argmax of
+"""prototype (U2PL+, Wang et al., eq. 15-20, used as a corrector): holes take argmax of
 softmax_c(-||f - z_c||) ⊙ p.
 
 Class prototypes z_c are the mean features of the clean pixels of class c, computed per image
@@ -16,9 +16,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from noisyseg.strategies.correction.base import IGNORE, CorrectionInputs, Corrector, StageTimer
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
 from noisyseg.strategies.pseudo_labeling.prototype import momentum_update
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
+from noisyseg.timing import Timer
 
 
 def image_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +34,7 @@ def image_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: 
     """
     from noisyseg.ops.superpixel_pool import superpixel_pool
 
-    segments = torch.where(labels == IGNORE, torch.full_like(labels, -1), labels.long())
+    segments = torch.where(labels == IGNORE_INDEX, torch.full_like(labels, -1), labels.long())
     means, counts = superpixel_pool(features.float(), segments, num_classes)
     return means.float(), counts
 
@@ -44,7 +47,7 @@ class PrototypeCorrector(Corrector):
         self.prototypes: torch.Tensor | None = None
         self.seen: torch.Tensor | None = None
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         with times("predict"):
             feats, probs, C = inputs.features.float(), inputs.probs.float(), inputs.num_classes
             per_image, counts = image_prototypes(feats, inputs.labels, C)

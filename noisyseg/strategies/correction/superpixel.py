@@ -1,4 +1,5 @@
-"""Shared machinery of the superpixel-graph correctors (``gat``, ``gcn``; Yi et al., seed 000).
+"""Shared machinery of the superpixel-graph correctors (``gat``, ``gcn``; Yi et al.,
+"Learning from Pixel-Level Label Noise").
 
 Per image: SLIC -> spatial graph -> eq. 3 weights -> eq. 4 pruning -> clean labels embedded by
 majority; then a GNN with its own parameters per image (batched, see ``noisyseg.graph.gnn``) is
@@ -14,8 +15,9 @@ import torch
 
 from noisyseg.graph.gnn import train_transductive
 from noisyseg.graph.superpixel_graph import SuperpixelGraph, batch_graphs, build_superpixel_graph
-from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, StageTimer
-from noisyseg.strategies.spec import Param
+from noisyseg.params import Param
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
+from noisyseg.timing import Timer
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),
@@ -50,18 +52,17 @@ class SuperpixelCorrector(Corrector):
                    generator: torch.Generator) -> torch.nn.Module:
         raise NotImplementedError
 
-    def build_graphs(self, inputs: CorrectionInputs, times: StageTimer) -> list[SuperpixelGraph]:
+    def build_graphs(self, inputs: CorrectionInputs, times: Timer) -> list[SuperpixelGraph]:
         graphs = []
         for k in range(len(inputs.ids)):
             stage = {}
             graphs.append(build_superpixel_graph(inputs.images[k], inputs.features[k], inputs.labels[k],
                                                  inputs.num_classes, self.n_segments, self.compactness,
                                                  self.prune, self.symmetric, times=stage))
-            for name, sec in stage.items():
-                times.seconds[name] = times.seconds.get(name, 0.0) + sec
+            times.add(stage)
         return graphs
 
-    def node_logits(self, graphs: list[SuperpixelGraph], num_classes: int, times: StageTimer) -> torch.Tensor:
+    def node_logits(self, graphs: list[SuperpixelGraph], num_classes: int, times: Timer) -> torch.Tensor:
         """Trains one model per graph (batched) and returns ``(G * max_nodes, C)`` logits (padded layout)."""
         with times("train"):
             batch = batch_graphs(graphs, self_loops=True)
@@ -71,7 +72,7 @@ class SuperpixelCorrector(Corrector):
             logits = train_transductive(model, batch, self.epochs, self.lr, self.weight_decay)
         return logits
 
-    def correct_batch(self, inputs: CorrectionInputs, times: StageTimer) -> torch.Tensor:
+    def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         graphs = self.build_graphs(inputs, times)
         self.last_graphs = graphs
         logits = self.node_logits(graphs, inputs.num_classes, times)

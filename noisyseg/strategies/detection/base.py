@@ -19,7 +19,9 @@ from typing import Callable, Iterator, NamedTuple, Optional
 
 import torch
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
+
+IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
 
 
 class Batch(NamedTuple):
@@ -61,7 +63,7 @@ class Detector:
 
 def label_probability(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """p of each pixel's own label, ``(B, H, W)`` float32, and the valid mask (label != 255)."""
-    valid = labels != IGNORE
+    valid = labels != IGNORE_INDEX
     index = torch.where(valid, labels, torch.zeros_like(labels)).long()
     p = probs.gather(1, index[:, None]).squeeze(1).float()
     return p, valid

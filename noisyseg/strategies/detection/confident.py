@@ -23,10 +23,12 @@ import math
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
 from noisyseg.ops import label_confidence
-from noisyseg.strategies.detection.base import IGNORE, Detection, DetectionContext, Detector
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.params import Param
+from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector
+from noisyseg.strategies.spec import StrategySpec
 
 _TOLERANCE = 1e-6  # p_k >= t_k - tolerance counts as confident, as in cleanlab
 
@@ -55,7 +57,7 @@ class ConfidentDetector(Detector):
         C = ctx.num_classes
         by_label = predicted = None  # (C, 65536) counts on the batches' device, made by the first batch
         for batch in ctx.batches():
-            valid = batch.labels != IGNORE
+            valid = batch.labels != IGNORE_INDEX
             p_label, best, p_best = label_confidence(batch.probs, batch.labels)
             # p_label per labelled class; p_k of the pixels predicted k but labelled otherwise
             by_label = grouped_histograms(p_label, torch.where(valid, batch.labels, 0), C, valid, into=by_label)
@@ -86,7 +88,7 @@ class ConfidentDetector(Detector):
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         if self.thresholds is None:
             raise RuntimeError("confident: call fit() before detect()")
-        valid = labels != IGNORE
+        valid = labels != IGNORE_INDEX
         p_label, best, _ = label_confidence(probs, labels)
         if self.rule == "rank":
             # theta is a float16 value of the histogram; compare at that precision.

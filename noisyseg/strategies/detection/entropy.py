@@ -1,4 +1,4 @@
-"""entropy (U2PL, seed 002): flag the share α of pixels whose prediction entropy is highest.
+"""entropy (U2PL, Wang et al.): flag the share α of pixels whose prediction entropy is highest.
 
 The threshold is the (1 - α) quantile of entropy over the valid pixels of each image
 (``scope=image``) or of the whole batch (``scope=batch``, as U2PL does online); pixels strictly
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.detection.base import Detection, Detector, IGNORE
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.detection.base import Detection, Detector
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 class EntropyDetector(Detector):
@@ -21,7 +23,7 @@ class EntropyDetector(Detector):
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         # The same split as U2PL's pseudo-labels: flagged = valid and not reliable.
-        valid = labels != IGNORE
+        valid = labels != IGNORE_INDEX
         reliable, entropy = reliable_mask(probs, self.alpha, valid, self.scope)
         return Detection(valid & ~reliable, entropy)
 

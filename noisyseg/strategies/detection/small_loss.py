@@ -1,5 +1,5 @@
-"""small-loss (Yi et al., seed 000): a pixel's noisy label is clean when its cross-entropy under a
-clean model is below θ.
+"""small-loss (Yi et al., "Learning from Pixel-Level Label Noise"): a pixel's noisy label is clean when its
+cross-entropy under a clean model is below θ.
 
 θ is given, or ``auto``: picked on a calibration split whose ground truth, noisy labels and probs
 exist, as the largest θ whose kept-label precision there is at least ``target_precision``. The
@@ -20,10 +20,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import ParameterError
 from noisyseg.metrics.detection import float16_from_keys, float16_order_keys, split_histograms
-from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, IGNORE, label_probability
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.params import Param
+from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, label_probability
+from noisyseg.strategies.spec import StrategySpec
 
 _EPS = 1e-12
 
@@ -128,7 +130,7 @@ class SmallLoss(Detector):
         noisy_right = 0
         for batch in ctx.calibration_batches(self.calibrate_split):
             loss, valid = self.score(batch.probs, batch.labels)
-            valid &= batch.gt != IGNORE
+            valid &= batch.gt != IGNORE_INDEX
             correct = batch.labels == batch.gt
             hist.update(loss, correct, valid)
             noisy_right += int((correct & valid).sum())

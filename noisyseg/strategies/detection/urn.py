@@ -1,4 +1,4 @@
-"""urn (seed 004) as detection: flag the pixels whose URN hard weight is t, i.e. 1 - U < t.
+"""urn (URN, Li et al.) as detection: flag the pixels whose URN hard weight is t, i.e. 1 - U < t.
 
 The score is the normalised uncertainty U. The present classes are the noisy label's (as the
 paper's pseudo-mask). The detection interface passes probs and labels, not the image, so the
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.detection.base import Detection, Detector, IGNORE
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.strategies.detection.base import Detection, Detector
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.urn import PARAMS, Urn
 
@@ -21,7 +22,7 @@ class UrnDetector(Detector):
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         u = self.urn.uncertainty(probs, labels, None)
-        flags = (1.0 - u < self.urn.t) & (labels != IGNORE)
+        flags = (1.0 - u < self.urn.t) & (labels != IGNORE_INDEX)
         return Detection(flags, u.float())
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
+from noisyseg.strategies.spec import StrategySpec
 
 
-def argmax_labels(probs: torch.Tensor, min_confidence: float = 0.0, ignore_index: int = IGNORE) -> torch.Tensor:
+def argmax_labels(probs: torch.Tensor, min_confidence: float = 0.0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Hard labels from probabilities.
 
     Args:

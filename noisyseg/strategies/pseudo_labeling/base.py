@@ -27,7 +27,9 @@ from typing import NamedTuple, Optional
 
 import torch
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
+
+IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
 
 
 class PseudoInputs(NamedTuple):

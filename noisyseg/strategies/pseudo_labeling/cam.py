@@ -1,8 +1,9 @@
 """cam-threshold: pseudo-labels from class activation maps and image tags by two thresholds.
 
-Seed 000's CAM baseline and seed 002's weakly supervised β: each present class's CAM is divided
-by its maximum over the image; a pixel whose best present class scores above ``fg`` takes that
-class, a pixel where every present class scores below ``bg`` is background, the rest is ignored.
+Yi et al.'s CAM baseline ("Learning from Pixel-Level Label Noise") and U2PL's weakly supervised β:
+each present class's CAM is divided by its maximum over the image; a pixel whose best present class
+scores above ``fg`` takes that class, a pixel where every present class scores below ``bg`` is
+background, the rest is ignored.
 
 "Background" is a class id (``background``, default 0, as in PASCAL VOC). Its own CAM is never
 used: background is where no tagged foreground class fires. Datasets without a background class
@@ -15,29 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, require
-from noisyseg.strategies.spec import Param, StrategySpec
-
-
-def normalise_cams(cams: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-class max normalisation to [0, 1]: ReLU, divide by the max over H, W; all-zero maps stay 0.
-
-    Args:
-        cams: (B, C, H, W) float.
-        present: optional (B, C) bool; absent classes are set to 0.
-    Returns:
-        (B, C, H, W) float32 in [0, 1], never NaN.
-    """
-    cams = cams.float().clamp_min(0)
-    peak = cams.amax(dim=(2, 3), keepdim=True)
-    out = torch.where(peak > 0, cams / peak.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(cams))
-    if present is not None:
-        out = out * present[:, :, None, None].to(out.dtype)
-    return out
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.models.cam import normalise_cams  # also importable from here, as before
+from noisyseg.params import Param
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, require
+from noisyseg.strategies.spec import StrategySpec
 
 
 def cam_threshold(cams: torch.Tensor, tags: torch.Tensor, fg: float = 0.3, bg: float = 0.05,
-                  background: int | None = 0, ignore_index: int = IGNORE) -> torch.Tensor:
+                  background: int | None = 0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Hard labels from CAMs and image tags.
 
     Args:

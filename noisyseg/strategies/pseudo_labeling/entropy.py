@@ -1,4 +1,4 @@
-"""entropy-filter (U2PL, seed 002, eq. 11-13): keep the argmax where the prediction is reliable.
+"""entropy-filter (U2PL, Wang et al., eq. 11-13): keep the argmax where the prediction is reliable.
 
 Reliability is the entropy H = -Σ p log p. The threshold γ_t is the (1 - α_t) quantile of H over
 the valid pixels of the batch (numpy's linear interpolation, computed exactly by
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.ops.entropy_rank import entropy_rank
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.params import Param
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
+from noisyseg.strategies.spec import StrategySpec
 
 
 def alpha_schedule(alpha0: float, epoch: float, total: float) -> float:
@@ -56,7 +58,7 @@ def reliable_mask(probs: torch.Tensor, alpha: float, valid: torch.Tensor | None 
 
 
 def entropy_filter(probs: torch.Tensor, alpha: float, valid: torch.Tensor | None = None, scope: str = "batch",
-                   ignore_index: int = IGNORE) -> torch.Tensor:
+                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """U2PL eq. 12: argmax where entropy <= the (1 - alpha) quantile of the batch, ignore elsewhere.
 
     Args:

@@ -1,4 +1,4 @@
-"""calibrated-fusion (PseudoSeg, seed 003, eq. 4): soft pseudo-labels from decoder and CAM/SGC logits.
+"""calibrated-fusion (PseudoSeg, Zou et al., eq. 4): soft pseudo-labels from decoder and CAM/SGC logits.
 
     F(p, m) = Sharpen(γ softmax(p / N) + (1 - γ) softmax(m / N), T),   Sharpen(a, T)_c = a_c^{1/T} / Σ_k a_k^{1/T}
 
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 _NORMS = ("image", "batch", "none")
 

@@ -1,4 +1,4 @@
-"""prototype-denoised (U2PL+, seed 002, eq. 15-20): reweight predictions by distance to class prototypes.
+"""prototype-denoised (U2PL+, Wang et al., eq. 15-20): reweight predictions by distance to class prototypes.
 
 A prototype z_c is the mean feature of the pixels of class c: labelled pixels with label c and
 reliable (low-entropy) unlabelled pixels predicted c (eq. 15-17). Across batches it is momentum
@@ -18,13 +18,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from noisyseg.strategies.pseudo_labeling.base import IGNORE, PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 
 
 def class_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     ignore_index: int = IGNORE) -> tuple[torch.Tensor, torch.Tensor]:
+                     ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean feature per class (eq. 15).
 
     Args:
@@ -123,9 +125,9 @@ class PrototypeDenoised(PseudoLabeler):
         probs = require(inputs, "probs", "prototype-denoised")
         feats = require(inputs, "features", "prototype-denoised")
         reliable, _ = reliable_mask(probs, self.alpha, scope=self.scope)
-        hard = torch.where(reliable, probs.argmax(1), torch.full_like(reliable, IGNORE, dtype=torch.long))
+        hard = torch.where(reliable, probs.argmax(1), torch.full_like(reliable, IGNORE_INDEX, dtype=torch.long))
         if inputs.labels is not None:  # labelled pixels join the prototype pool (eq. 16-17)
-            hard = torch.where(inputs.labels != IGNORE, inputs.labels, hard)
+            hard = torch.where(inputs.labels != IGNORE_INDEX, inputs.labels, hard)
         # Prototypes at the features' resolution: labels are subsampled (nearest), not features upsampled.
         small = F.interpolate(hard[:, None].float(), size=feats.shape[2:], mode="nearest")[:, 0].long()
         current, counts = class_prototypes(feats, small, probs.shape[1])
@@ -133,7 +135,7 @@ class PrototypeDenoised(PseudoLabeler):
         if not bool(self.seen.any()):
             return PseudoLabels(hard)
         denoised = prototype_denoise(probs, feats, self.prototypes, self.seen)
-        labels = torch.where(reliable, denoised.argmax(1), torch.full_like(hard, IGNORE))
+        labels = torch.where(reliable, denoised.argmax(1), torch.full_like(hard, IGNORE_INDEX))
         return PseudoLabels(labels)
 
 

@@ -1,4 +1,4 @@
-"""adaptive (U2PL, seed 002, eq. 14): λ_u = η · (all pixels) / (kept pixels), one scalar per batch.
+"""adaptive (U2PL, Wang et al., eq. 14): λ_u = η · (all pixels) / (kept pixels), one scalar per batch.
 
 The kept pixels are those the entropy filter keeps (entropy <= the (1 - α) quantile of the
 batch). As a weight map, kept pixels get λ_u and the others 0, so that a loss averaged over all
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
-from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from noisyseg.strategies.spec import Param, StrategySpec
-from noisyseg.strategies.weighting.base import IGNORE, WeightInputs, Weighter
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.params import Param
+from noisyseg.strategies.spec import StrategySpec
+from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 
 def confidence_weights(probs: torch.Tensor, labels: torch.Tensor | None = None, of_label: bool = False,
@@ -26,7 +28,7 @@ def confidence_weights(probs: torch.Tensor, labels: torch.Tensor | None = None, 
     if of_label:
         if labels is None:
             raise ValueError("confidence_weights: of_label needs labels")
-        valid = labels != IGNORE
+        valid = labels != IGNORE_INDEX
         w = probs.float().gather(1, torch.where(valid, labels, torch.zeros_like(labels))[:, None]).squeeze(1)
         w = torch.where(valid, w, torch.zeros_like(w))
     else:

@@ -1,4 +1,5 @@
-"""urn (seed 004): uncertainty by response scaling, and loss weights from it.
+"""urn (URN: Li et al., "Uncertainty Estimation via Response Scaling for Pseudo-mask Noise
+Mitigation"): uncertainty by response scaling, and loss weights from it.
 
 For each class c present (in the labels when given, as the paper's pseudo-mask; else in the
 prediction's argmax), and each scale s in S: raise channel c to the power s (the other channels
@@ -12,10 +13,11 @@ binary mask argmax == c (eq. 8). The uncertainty is the sample variance of the S
 With S binary masks the variance takes only the values k (S - k) / (S (S - 1)), k = 0..S
 (4 levels for S = 6), so after normalisation the hard weights are t only at the top level.
 
-The CRF is pydensecrf's: a Gaussian smoothness kernel (sxy=3, compat=3) and, when the image is
-given, the appearance kernel (sxy=80, srgb=13, compat=10). Without an image (the detection
-interface sees probs and labels only) the smoothness kernel alone is the pairwise term. The S·K
-CRFs of an image are independent; ``workers > 1`` runs them in a process pool.
+The CRF is ``noisyseg.graph.dense_crf`` (pydensecrf, shared with the ``crf`` corrector): a Gaussian
+smoothness kernel (sxy=3, compat=3) and, when the image is given, the appearance kernel (sxy=80,
+srgb=13, compat=10). Without an image (the detection interface sees probs and labels only) the
+smoothness kernel alone is the pairwise term. The S·K CRFs of an image are independent;
+``workers > 1`` runs them in a process pool.
 """
 
 from __future__ import annotations
@@ -26,27 +28,15 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from noisyseg.strategies.spec import Param, StrategySpec
-from noisyseg.strategies.weighting.base import IGNORE, WeightInputs, Weighter
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.graph.dense_crf import dense_crf  # also importable from here, as before
+from noisyseg.params import Param
+from noisyseg.strategies.spec import StrategySpec
+from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 
 VOC_SCALES = (0.15, 0.2, 0.25, 4.0, 5.0, 6.0)
 COCO_SCALES = (0.4, 0.5, 0.6, 2.0, 3.0, 4.0)
 _TINY = 1e-8
-
-
-def dense_crf(probs: np.ndarray, image: np.ndarray | None = None, iterations: int = 5) -> np.ndarray:
-    """Mean-field dense CRF over ``(K, H, W)`` non-negative scores (used as -log unaries; they need
-    not sum to 1: a per-pixel constant does not change the result). Returns ``(K, H, W)`` float32."""
-    import pydensecrf.densecrf as dcrf
-
-    K, H, W = probs.shape
-    crf = dcrf.DenseCRF2D(W, H, K)
-    unary = -np.log(np.maximum(probs, _TINY)).reshape(K, -1)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-    crf.addPairwiseGaussian(sxy=3, compat=3)
-    if image is not None:
-        crf.addPairwiseBilateral(sxy=80, srgb=13, rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=10)
-    return np.asarray(crf.inference(iterations), dtype=np.float32).reshape(K, H, W)
 
 
 def _scaled(probs: np.ndarray, k: int, s: float) -> np.ndarray:
@@ -86,7 +76,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def present_classes(probs: torch.Tensor, labels: torch.Tensor | None = None) -> list[int]:
     """Sorted class ids of the labels (255 skipped) when given, else of the argmax of ``probs (C, H, W)``."""
-    source = labels[labels != IGNORE] if labels is not None else probs.argmax(0)
+    source = labels[labels != IGNORE_INDEX] if labels is not None else probs.argmax(0)
     return sorted(int(c) for c in torch.unique(source).tolist())
 
 

@@ -1,4 +1,4 @@
-"""U2PL's contrastive term (seed 002, eq. 10 and 21-28) with the category-wise memory bank.
+"""U2PL's contrastive term (Wang et al., eq. 10 and 21-28) with the category-wise memory bank.
 
 For each class c, on the feature grid of a batch made of labelled rows and unlabelled rows:
 
@@ -31,11 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.losses import pixel_info_nce
 from noisyseg.ops.memory_bank import MemoryBank
 from noisyseg.train.semi.distributed import Dist
-
-IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def negative_masks(rank: torch.Tensor, labels: torch.Tensor, labelled: torch.Ten
     rank = rank.long()
     classes = torch.arange(C, device=rank.device).view(1, C, 1, 1)
     lab = labels[:, None]
-    from_labelled = (lab != IGNORE) & (lab != classes) & (rank < r_low)
+    from_labelled = (lab != IGNORE_INDEX) & (lab != classes) & (rank < r_low)
     from_unlabelled = unreliable[:, None] & (rank >= r_low) & (rank < r_high)
     row = labelled.view(B, 1, 1, 1)
     return torch.where(row, from_labelled, from_unlabelled)
@@ -87,7 +86,7 @@ def class_sums(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     D = features.shape[1]
     flat = features.permute(0, 2, 3, 1).reshape(-1, D).float()
     lab = labels.reshape(-1)
-    keep = lab != IGNORE
+    keep = lab != IGNORE_INDEX
     sums = torch.zeros(num_classes, D, device=features.device).index_add_(0, lab[keep], flat[keep])
     return sums, torch.bincount(lab[keep], minlength=num_classes).float()
 

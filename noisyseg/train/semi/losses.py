@@ -16,7 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
+from noisyseg.constants import IGNORE_INDEX
+
 UNSUP_LOSSES = ("ce", "sce", "soft-ce")
 
 
@@ -35,7 +36,7 @@ def pixel_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor, soft: torc
     Returns:
         (B, H, W) float32.
     """
-    valid = labels != IGNORE
+    valid = labels != IGNORE_INDEX
     if kind == "soft-ce":
         if soft is None:
             raise ValueError("pixel_loss: soft-ce needs soft labels; the pseudo-labeler returned none")
@@ -57,7 +58,7 @@ def confidence_keep(labels: torch.Tensor, conf: torch.Tensor, threshold: float) 
     Args:
         labels: (B, H, W) int64; conf: (B, H, W) float. Returns (B, H, W) bool.
     """
-    return (labels != IGNORE) & (conf >= threshold)
+    return (labels != IGNORE_INDEX) & (conf >= threshold)
 
 
 def masked_sum(loss: torch.Tensor, keep: torch.Tensor, in_view: torch.Tensor,

@@ -25,12 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import NoisySegError
-from noisyseg.models.sgc import class_activation_maps
+from noisyseg.models.cam import class_activation_maps
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs
 from noisyseg.strategies.weighting.base import WeightInputs
 from noisyseg.train.augment import mix
-from noisyseg.train.data import IGNORE, normalise
+from noisyseg.train.data import normalise
 from noisyseg.train.semi.config import Plan
 from noisyseg.train.semi.contrastive import U2PLContrast
 from noisyseg.train.semi.distributed import Dist
@@ -118,11 +119,11 @@ class SemiStep:
     # -- losses ---------------------------------------------------------------------------------
 
     def supervised(self, out: dict, y: torch.Tensor, wx: torch.Tensor, tags: torch.Tensor) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(out["logits"].float(), y, ignore_index=IGNORE, reduction="none")
+        ce = F.cross_entropy(out["logits"].float(), y, ignore_index=IGNORE_INDEX, reduction="none")
         w = wx if self.labelled_weights else torch.ones_like(ce)
         if self.class_weights is not None:
             w = w * self.class_weights[y.clamp(max=self.C - 1)]
-        terms = {"x": self.dist.mean((ce * w).sum(), (y != IGNORE).sum())}
+        terms = {"x": self.dist.mean((ce * w).sum(), (y != IGNORE_INDEX).sum())}
         if "class_logits" in out:
             bce = F.binary_cross_entropy_with_logits(out["class_logits"].float(), tags, reduction="sum")
             terms["cls"] = self.dist.mean(bce, tags.numel())
@@ -135,9 +136,9 @@ class SemiStep:
 
     def noisy(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the unlabelled stream's own labels over the labelled pixels of the view."""
-        labels = torch.where(inside, labels, torch.full_like(labels, IGNORE))
-        ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="none")
-        return self.dist.mean((ce * weights).sum(), (labels != IGNORE).sum())
+        labels = torch.where(inside, labels, torch.full_like(labels, IGNORE_INDEX))
+        ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
+        return self.dist.mean((ce * weights).sum(), (labels != IGNORE_INDEX).sum())
 
     # -- targets --------------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class SemiStep:
             raise NoisySegError(f"pseudo-label strategy '{self.plan.pseudo_label}': expected labels int64 "
                                 f"{(probs.shape[0], *size)}, found {hard.dtype} {tuple(hard.shape)}")
         hard = hard.to(probs.device)
-        hard = torch.where(g_inside, hard, torch.full_like(hard, IGNORE))
+        hard = torch.where(g_inside, hard, torch.full_like(hard, IGNORE_INDEX))
         soft = result.soft.float().to(probs.device) if result.soft is not None else None
         conf = (soft if soft is not None else probs).amax(1)
         weights = None
@@ -318,8 +319,8 @@ class SemiStep:
         cams = class_activation_maps(stage4, self.student.class_head.weight.detach(), present)
         scores = self.sgc([stage4, feats], cams)
         scores = F.interpolate(scores, size=(S, S), mode="bilinear", align_corners=False)
-        ce = F.cross_entropy(scores[:B_l].float(), y, ignore_index=IGNORE, reduction="none")
-        return scores[B_l:].detach(), d.mean(ce.sum(), (y != IGNORE).sum())
+        ce = F.cross_entropy(scores[:B_l].float(), y, ignore_index=IGNORE_INDEX, reduction="none")
+        return scores[B_l:].detach(), d.mean(ce.sum(), (y != IGNORE_INDEX).sum())
 
     def _contrast(self, sup_out: dict, t_l: dict, y: torch.Tensor, view_out: dict, view_t: Targets,
                   boxes: torch.Tensor, targets: Targets, probs: torch.Tensor, mine: torch.Tensor, partner: torch.Tensor,
@@ -336,7 +337,7 @@ class SemiStep:
         u_feats = mix(g_feats[mine], g_feats[partner], box_grid[:, None])
         u_probs = mix(probs[mine], probs[partner], boxes[:, None])
         u_unrel = mix(unreliable[mine], unreliable[partner], boxes) & view_t.inside
-        u_labels = torch.where(view_t.inside, view_t.hard, torch.full_like(view_t.hard, IGNORE))
+        u_labels = torch.where(view_t.inside, view_t.hard, torch.full_like(view_t.hard, IGNORE_INDEX))
         y_grid = to_grid(y, grid)
         labels = torch.cat([y_grid, to_grid(u_labels, grid)])
         student = torch.cat([sup_out["features"], view_out["features"]])

@@ -16,7 +16,8 @@ import hashlib
 import numpy as np
 import torch
 
-from noisyseg.train.data import IGNORE, SegmentationSamples, rescale_image, to_unit
+from noisyseg.constants import IGNORE_INDEX
+from noisyseg.train.data import SegmentationSamples, rescale_image, to_unit
 
 
 def seed_for(*parts) -> int:
@@ -99,5 +100,5 @@ class WeakViews(SegmentationSamples):
         with_plane, lab, wt = self._augment(with_plane, lab, wt)
         img, inside = with_plane[:3].contiguous(), with_plane[3] > 0.5
         if not self.has_labels:
-            lab = torch.full_like(lab, IGNORE)
+            lab = torch.full_like(lab, IGNORE_INDEX)
         return img, lab, wt, inside

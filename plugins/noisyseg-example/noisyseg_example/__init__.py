@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from noisyseg.constants import IGNORE_INDEX
 from noisyseg.hookspecs import hookimpl
 from noisyseg.strategies.detection import Detection, Detector
 from noisyseg.strategies.spec import Param, StrategySpec
@@ -21,7 +22,7 @@ class MarginDetector(Detector):
         self.margin = margin
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
-        valid = labels != 255
+        valid = labels != IGNORE_INDEX
         index = torch.where(valid, labels, torch.zeros_like(labels)).long()
         p_label = probs.gather(1, index[:, None]).squeeze(1).float()
         gap = probs.float().amax(1) - p_label
