@@ -12,6 +12,7 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         workdir: Path = typer.Option(Path("noisyseg-demo"), "--workdir", help="Where data, runs and outputs go (reused on rerun)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        force: bool = typer.Option(False, "--force", help="Run every stage again from scratch."),
     ):
         """Build a small procedural dataset (16 exact masks, 96 noisy ones, 40 test images) and run
         the chain on it: a clean model from the exact masks, detect the noisy pixels, correct them,
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         start = time.perf_counter()
         with train_progress() as on_step:
-            result = demo(workdir, device=device, track=ui.track, on_step=on_step,
+            result = demo(workdir, device=device, force=force, track=ui.track, on_step=on_step,
                           status=lambda msg: ui.err.print(f"[bold cyan]demo[/] {ui.fmt(msg)}"))
         print_quality(result)
         s = result["story"]
