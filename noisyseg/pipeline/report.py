@@ -37,10 +37,11 @@ from noisyseg.metrics import CalibrationError, DetectionQuality, LabelQuality
 from noisyseg.metrics.detection import float16_from_keys, split_histograms
 from noisyseg.metrics.label_issues import IssueRule
 from noisyseg.metrics.softmin import softmin_scores
-from noisyseg.ops.label_confidence import label_confidence
+from noisyseg.ops.label_confidence import LabelConfidence, label_confidence
 from noisyseg.pipeline.common import RUN_FILE, Timer, Track, no_track, select_device, write_report
 from noisyseg.pipeline.output import replacing_marker
 from noisyseg.pipeline.detect import iter_batches
+from noisyseg.strategies.detection.base import Batch
 
 TOP_CONFUSIONS = 20
 
@@ -111,14 +112,31 @@ class _Run:
         it = iter_batches(self.ds, self.ids, self.labels, self.probs, self.device, self.batch_size, with_gt=with_gt)
         return self.track(self.timer.iterate(it, "read"), -(-len(self.ids) // self.batch_size), description)
 
+    def kept_batches(self, description: str):
+        """Pass 2's batches from what pass 1 kept: ``(Batch without probs, LabelConfidence)``."""
+        def read():
+            for ids, size in self.kept.index:
+                b = self.kept.read(len(ids), size)
+                gt = None
+                if self.has_gt:
+                    gt = torch.from_numpy(np.stack([self.ds.load_mask(i, size) for i in ids]).astype(np.int64))
+                labels = b["labels"].to(torch.int64)
+                conf = LabelConfidence(b["p_label"], b["best"].to(torch.int64), b["p_best"])
+                yield Batch(ids, None, labels.to(self.device), gt.to(self.device) if gt is not None else None), \
+                    LabelConfidence(*(t.to(self.device) for t in conf))
+        return self.track(self.timer.iterate(read(), "read"), len(self.kept.index), description)
+
     def first_pass(self) -> None:
         """Image scores and, without detect's output, the statistics of cleanlab's rule; every
         probs and label file is read (and so checked) here, before anything is written."""
         self.image_score: dict[str, float] = {}
         rule = IssueRule(self.ds.num_classes) if self.cleaned is None else None
+        self.kept = _Kept()
         for b in self.batches(f"report {self.split}: scores", with_gt=False):
             with self.timer("score"):
                 conf = label_confidence(b.probs, b.labels)
+                self.kept.write(b.ids, {"p_label": conf.p_label, "p_best": conf.p_best, "best": conf.best,
+                                        "labels": b.labels})
                 valid = b.labels != IGNORE_INDEX
                 self.image_score.update(zip(b.ids, softmin_scores(conf.p_label, valid).tolist()))
                 if rule is not None:
@@ -134,10 +152,9 @@ class _Run:
         self.figures = acc = _Figures(C, self.ds.classes, self.has_gt, self.cleaned is not None,
                                       self.corrected is not None)
         self.gallery = []
-        for b in self.batches(f"report {self.split}: figures", with_gt=self.has_gt):
+        for b, conf in self.kept_batches(f"report {self.split}: figures"):
             with self.timer("figures"):
                 size = tuple(b.labels.shape[-2:])
-                conf = label_confidence(b.probs, b.labels)
                 valid = b.labels != IGNORE_INDEX
                 cleaned = _stack(self.cleaned, b.ids, C, size, self.device) if self.cleaned else None
                 corrected = _stack(self.corrected, b.ids, C, size, self.device) if self.corrected else None
@@ -153,6 +170,7 @@ class _Run:
                         self.gallery.append(_draw(out, gallery_rank[image_id], image_id, self.ds, b, k, conf.best[k],
                                                   flags[k], corrected, self.palette, self.image_score[image_id], acc))
         self.gallery.sort(key=lambda g: g["rank"])
+        self.kept.close()
 
     def write(self, out: Path) -> dict:
         """report.json, the CSVs, the plots and index.html (last) into ``out``; returns the report."""
@@ -208,6 +226,37 @@ def _read_scores(score_dir, ids: list[str], size, dev) -> torch.Tensor:
         check_finite(arr, path)
         out.append(arr)
     return torch.from_numpy(np.stack(out)).to(dev)
+
+
+class _Kept:
+    """What pass 2 needs of pass 1's batches, 6 bytes a pixel instead of the probs' 2C: each pixel's
+    label and own-label probability, most probable class and its probability (float16 and uint8:
+    labels and classes are below 256), in an anonymous temporary file, so memory stays one batch
+    and pass 2 reads neither the probs nor the label PNGs again."""
+
+    FIELDS = (("p_label", np.float16), ("p_best", np.float16), ("best", np.uint8), ("labels", np.uint8))
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()
+        self.index: list[tuple[list[str], tuple[int, int]]] = []
+        self._reading = False
+
+    def write(self, ids: list[str], tensors: dict[str, torch.Tensor]) -> None:
+        for name, dtype in self.FIELDS:
+            self.file.write(np.ascontiguousarray(tensors[name].cpu().numpy().astype(dtype, copy=False)).data)
+        self.index.append((list(ids), tuple(tensors["labels"].shape[-2:])))
+
+    def read(self, n: int, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The next batch of ``n`` images of ``size``, in the order they were written."""
+        if not self._reading:
+            self.file.seek(0)
+            self._reading = True
+        count = n * size[0] * size[1]
+        return {name: torch.from_numpy(np.fromfile(self.file, dtype=dtype, count=count).reshape(n, *size))
+                for name, dtype in self.FIELDS}
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class _Figures:
