@@ -166,3 +166,14 @@ def test_set_overrides_a_key_before_the_checks(shapes, tmp_path, cli):
     assert_one_line_error(cli("run", path, "--check", "--set", "stages.clean.epochs=three"),
                           "stage 'clean' key 'epochs'", "an integer", "'three'")
     assert_one_line_error(cli("run", path, "--check", "--set", "stages.clean"), "--set stages.clean", "KEY=VALUE")
+
+
+def test_train_stage_with_one_label_dir_for_every_split(shapes, tmp_path):
+    from noisyseg.pipeline.run import load_pipeline, run_pipeline
+
+    path = tmp_path / "p.toml"
+    path.write_text(f'dataset = "{shapes}"\n[stages.noisy]\ncommand = "corrupt"\nsplit = ["strong", "weak"]\n'
+                    f'[stages.m]\ncommand = "train"\nsplit = ["strong", "weak"]\nlabels = "noisy"\n{TINY}')
+    run_pipeline(load_pipeline(path))
+    config = json.loads((tmp_path / "p" / "m" / "config.json").read_text())
+    assert config["labels"] == str((tmp_path / "p" / "noisy").resolve())

@@ -91,13 +91,13 @@ class Pipeline:
         return self.workspace / stage
 
     def resolve(self, value: Any) -> Any:
-        """A stage value with references made into paths."""
+        """A stage value with references made into paths (as strings, which every runner takes)."""
         if isinstance(value, Ref):
-            return self.out(value.stage) / value.sub if value.sub else self.out(value.stage)
+            return str(self.out(value.stage) / value.sub if value.sub else self.out(value.stage))
         if isinstance(value, Path):
-            return value
+            return str(value)
         if isinstance(value, dict) and any(isinstance(v, (Ref, Path)) for v in value.values()):
-            return {k: str(self.resolve(v)) for k, v in value.items()}
+            return {k: self.resolve(v) for k, v in value.items()}
         return value
 
 
