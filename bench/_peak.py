@@ -117,16 +117,18 @@ def grad_step(fn: Callable, inputs: tuple, backward: bool) -> Callable[[], None]
     return step
 
 
-def forward_backward_rows(op: str, module: str, device: str, repeats: int, shape: str, peer: str) -> list[dict]:
-    """Rows "forward" and "forward+backward" for a bench module whose ``build_ours(device, backward)``
-    and ``build_peer(device, backward)`` return steps (see :func:`grad_step`)."""
+def forward_backward_rows(op: str, module: str, device: str, repeats: int, shape: str, peer: str,
+                          extra: tuple = (), case: str = "") -> list[dict]:
+    """Rows "forward" and "forward+backward" (each followed by ``case``) for a bench module whose
+    ``build_ours(device, backward, *extra)`` and ``build_peer(device, backward, *extra)`` return
+    steps (see :func:`grad_step`)."""
     mod = importlib.import_module(module)
     rows = []
     for backward in (False, True):
-        args = (device, backward)
+        args = (device, backward, *extra)
         ours_ms = median_ms(mod.build_ours(*args), device, repeats)
         peer_ms = median_ms(mod.build_peer(*args), device, repeats)
-        rows.append(dict(op=op, case="forward+backward" if backward else "forward", shape=shape,
+        rows.append(dict(op=op, case=("forward+backward" if backward else "forward") + case, shape=shape,
                          ours_ms=ours_ms, peer_ms=peer_ms, ratio=peer_ms / ours_ms,
                          ours_peak_mb=peak_mb(device, module, "build_ours", args),
                          peer_peak_mb=peak_mb(device, module, "build_peer", args), peer=peer))

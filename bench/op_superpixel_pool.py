@@ -1,7 +1,8 @@
 """Benchmark: superpixel_pool vs bilinear upsample (F.interpolate) + scatter mean.
 
 Case: B=4, D=256 features at 64x64, segments at 512x512 (N=1000 superpixels: a 25x40 grid whose
-boundaries are jittered by smooth random offsets, SLIC-like). The peer upsamples to [B, D, H, W]
+boundaries are jittered by smooth random offsets, SLIC-like). Worst case ("random ids"): every
+pixel takes a random segment id, so no row holds a run of one segment for the kernel to sum at once. The peer upsamples to [B, D, H, W]
 and averages per segment with ``torch_scatter.scatter_mean`` when torch_scatter imports, else
 with torch's ``index_add`` per image and a division by the counts.
 ``run(device, repeats)`` returns one dict per row;
@@ -46,10 +47,16 @@ def make_segments(device: str, seed: int = 0) -> torch.Tensor:
     return torch.stack(maps).to(device)
 
 
-def _inputs(device: str, grad: bool):
+def random_segments(device: str, seed: int = 0) -> torch.Tensor:
+    """Incoherent ids: each pixel's segment drawn uniformly from N (the kernel's worst case)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, N, (B, H, W), generator=g).to(device)
+
+
+def _inputs(device: str, grad: bool, layout: str = "slic"):
     g = torch.Generator().manual_seed(1)
     features = torch.randn(B, D, h, w, generator=g).to(device).requires_grad_(grad)
-    return features, make_segments(device)
+    return features, (make_segments(device) if layout == "slic" else random_segments(device))
 
 
 def peer_name() -> str:
@@ -77,16 +84,18 @@ def ours(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     return superpixel_pool(features, segments, N)[0]
 
 
-def build_ours(device: str, backward: bool):
-    return _peak.grad_step(ours, _inputs(device, backward), backward)
+def build_ours(device: str, backward: bool, layout: str = "slic"):
+    return _peak.grad_step(ours, _inputs(device, backward, layout), backward)
 
 
-def build_peer(device: str, backward: bool):
-    return _peak.grad_step(peer, _inputs(device, backward), backward)
+def build_peer(device: str, backward: bool, layout: str = "slic"):
+    return _peak.grad_step(peer, _inputs(device, backward, layout), backward)
 
 
 def run(device: str, repeats: int) -> list[dict]:
-    return _peak.forward_backward_rows("superpixel_pool", "op_superpixel_pool", device, repeats, SHAPE, peer_name())
+    rows = _peak.forward_backward_rows("superpixel_pool", "op_superpixel_pool", device, repeats, SHAPE, peer_name())
+    return rows + _peak.forward_backward_rows("superpixel_pool", "op_superpixel_pool", device, repeats, SHAPE,
+                                              peer_name(), extra=("random",), case=", random ids")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 The compiled op ``torch.ops.noisyseg.superpixel_pool`` (csrc/ops/superpixel_pool.cpp) is used when
 it is registered; otherwise :func:`superpixel_pool_reference`, a pure-torch version with the same
 semantics, runs.
+
+Speed depends on the segment map's layout: the CPU kernel sums each row's runs of one segment at
+once, so SLIC-like maps (long runs) pool ~90x faster than bilinear upsampling + torch_scatter's
+``scatter_mean`` (one thread, 4x256x64x64 features onto 512x512 maps, N=1000), while incoherent
+random ids (no runs: the worst case) are only ~10x faster (bench/op_superpixel_pool.py prints both).
 """
 
 from __future__ import annotations
