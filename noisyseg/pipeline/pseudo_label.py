@@ -20,20 +20,10 @@ import torch.nn.functional as F
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
-from noisyseg.io.dirs import load_float_npy, save_npy
+from noisyseg.io.dirs import read_class_maps, save_npy
 from noisyseg.metrics import CalibrationError, LabelQuality
 from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs
-
-
-def read_class_maps(path: Path, num_classes: int, what: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A float ``(C, h, w)`` .npy (CAMs or logits), validated; ``size`` pins (h, w) when given."""
-    shape = f"({num_classes}, h, w)" if size is None else f"({num_classes}, {size[0]}, {size[1]})"
-    expect = f"{what} of shape {shape}"
-    arr = load_float_npy(path, expect, 3)
-    if arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
-        raise InputError(path, expect, f"shape {arr.shape}")
-    return arr
 
 
 def _resolve_dir(path: str | Path | None, flag: str, strategy: str, needed: bool) -> Path | None:
