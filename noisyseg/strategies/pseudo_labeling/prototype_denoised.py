@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
+from noisyseg.strategies.pseudo_labeling.entropy_filter import reliable_mask
 from noisyseg.strategies.spec import StrategySpec
 
 
