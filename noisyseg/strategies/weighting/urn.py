@@ -199,6 +199,8 @@ def default_workers() -> int:
 
 
 class Urn(Weighter):
+    accepts = ("labels", "images")  # the labels' classes are the present ones; the image feeds the CRF
+
     def __init__(self, t: float = 0.05, mode: str = "hard", scales: str = "voc", crf: bool = True,
                  iterations: int = 5, workers: int | str = "auto"):
         self.t, self.mode, self.crf, self.iterations = t, mode, crf, iterations
