@@ -95,7 +95,7 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                 before.update(gt, noisy)
                 after.update(gt, fixed)
 
-        todo = run.todo(lambda i: output.done(corrected_dir.path(i)))
+        todo = run.todo(lambda i: [corrected_dir.path(i)])
         for batch in run.tracked(run.batches(load)):
             with run.strategy_errors():
                 result = corrector.correct(batch)

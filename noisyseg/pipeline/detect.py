@@ -123,8 +123,8 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         after = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
         flagged_total = valid_total = 0
 
-        def done(image_id: str) -> bool:
-            return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
+        def files(image_id: str) -> list[Path]:
+            return [cleaned.path(image_id), *([score_dir / f"{image_id}.npy"] if scores else [])]
 
         def account(gt, noisy, clean, scores) -> None:
             """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
@@ -140,7 +140,7 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
                 after.update(gt, clean)
 
         # "detect" times reading inputs, detecting and writing outputs; "evaluate" the figures against GT.
-        todo = run.todo(done)
+        todo = run.todo(files)
         batches = timer.iterate(iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size, with_gt=False), "detect")
         for batch in run.tracked(batches):
             with timer("evaluate"):  # ground truth first: a bad mask stops the run before the batch is written

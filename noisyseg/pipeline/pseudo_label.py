@@ -60,8 +60,8 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
         label_dir = LabelDir(out)
         C, dev, timer = ds.num_classes, run.device, run.timer
 
-        def done(image_id: str) -> bool:
-            return output.done(label_dir.path(image_id)) and (not soft or output.done(Path(out) / f"{image_id}.npy"))
+        def files(image_id: str) -> list[Path]:
+            return [label_dir.path(image_id), *([Path(out) / f"{image_id}.npy"] if soft else [])]
 
         def load(chunk: list[str], size: tuple[int, int]) -> PseudoInputs:
             p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
@@ -100,7 +100,7 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
                     # ECE of the pseudo-label's distribution over the pixels it labels.
                     calibration.update(soft_np, np.where(labels != IGNORE_INDEX, gt, IGNORE_INDEX))
 
-        run.todo(done)
+        run.todo(files)
         with timer("pseudo-label"):
             for batch in run.tracked(run.batches(load)):
                 with run.strategy_errors():

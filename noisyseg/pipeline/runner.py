@@ -8,7 +8,7 @@ Each runs one registered strategy over one split, and :class:`StrategyRun` is ho
    class (or instance) attributes, so a third-party strategy declares its inputs like a built-in;
 3. read every image header before anything is written, then open the output directory
    (:meth:`StrategyRun.start`, an ``OutputDir``: started, resumed or refused);
-4. iterate the images not finished yet in batches of one image size (:meth:`StrategyRun.todo`,
+4. iterate the images whose output files are not all finished yet in batches of one image size (:meth:`StrategyRun.todo`,
    :meth:`StrategyRun.batches`, :meth:`StrategyRun.tracked`), a strategy's ``ValueError`` (inputs it
    refuses) becoming a ``ParameterError`` that names it (:meth:`StrategyRun.strategy_errors`);
 5. count the images an earlier run finished (:meth:`StrategyRun.finished`) and write the report
@@ -133,9 +133,10 @@ class StrategyRun:
         self.run_params = run_params
         return self.output
 
-    def todo(self, done: Callable[[str], bool]) -> list[str]:
-        """The ids whose outputs are not all ``done`` yet (an earlier run may have finished some)."""
-        self._todo = [i for i in self.ids if not done(i)]
+    def todo(self, files: Callable[[str], list[Path]]) -> list[str]:
+        """The ids to do: those of which some output file (``files(id)``) this run, or the run it
+        resumes, has not recorded as finished; the others are skipped."""
+        self._todo = [i for i in self.ids if not all(self.output.done(f) for f in files(i))]
         return self._todo
 
     def finished(self) -> list[str]:

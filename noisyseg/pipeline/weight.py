@@ -43,8 +43,8 @@ def weight(dataset: str | Path, split: str, probs: str | Path, strategy: str, ou
         weights_dir = WeightsDir(out)
         C, dev, timer = ds.num_classes, run.device, run.timer
 
-        def done(image_id: str) -> bool:
-            return output.done(Path(out) / f"{image_id}.png") and (not as_float or output.done(Path(out) / f"{image_id}.npy"))
+        def files(image_id: str) -> list[Path]:
+            return [Path(out) / f"{image_id}.png", *([Path(out) / f"{image_id}.npy"] if as_float else [])]
 
         def load(chunk: list[str], size: tuple[int, int]) -> WeightInputs:
             p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
@@ -77,7 +77,7 @@ def weight(dataset: str | Path, split: str, probs: str | Path, strategy: str, ou
                 stats["wrong"] += int(wrong.sum())
                 quality.update(gt, noisy, w < 1, 1.0 - np.minimum(w, 1.0))
 
-        todo = run.todo(done)
+        todo = run.todo(files)
         with timer("weight"):
             for batch in run.tracked(run.batches(load)):
                 with run.strategy_errors():
