@@ -132,7 +132,7 @@ def test_nearest_values():
 
 
 def test_crf_refine_keeps_clean_and_smooths_holes():
-    from noisyseg.strategies.correction.crf import crf_refine
+    from noisyseg.strategies.correction.refine import crf_refine
 
     inputs, gt = halves_inputs()
     noisy_fill = gt.clone()

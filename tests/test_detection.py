@@ -188,3 +188,34 @@ def test_confident_rank_rule_agrees_with_cleanlab():
     differ = ours != theirs
     assert differ.sum() <= 0.01 * theirs.sum()
     assert (ours[differ]).all()
+
+
+def test_label_probability_goes_through_label_confidence(monkeypatch):
+    import noisyseg.strategies.detection.base as base
+    from noisyseg.ops.label_confidence import label_confidence
+
+    probs, labels = _probs(), _labels()
+    calls = []
+    monkeypatch.setattr(base, "label_confidence", lambda p, l: calls.append(1) or label_confidence(p, l))
+    p, valid = base.label_probability(probs.half(), labels.int())
+    assert calls and p.dtype == torch.float32 and torch.equal(valid, labels != 255)
+    gathered = probs.half().gather(1, labels.where(valid, 0)[:, None]).squeeze(1).float()
+    assert torch.equal(p[valid], gathered[valid]) and not p[~valid].any()
+
+
+def test_example_plugin_margin_uses_label_confidence():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "noisyseg-example"))
+    try:
+        from noisyseg_example import MarginDetector
+    finally:
+        sys.path.pop(0)
+    probs, labels = _probs(), _labels()
+    result = MarginDetector(0.3).detect(probs, labels)
+    valid = labels != 255
+    gap = probs.amax(1) - probs.gather(1, labels.where(valid, 0)[:, None]).squeeze(1)
+    torch.testing.assert_close(result.scores[valid], gap[valid], rtol=0, atol=0)
+    assert not result.scores[~valid].any()
+    assert torch.equal(result.flags, valid & (gap > 0.3))

@@ -188,6 +188,52 @@ def test_probs_revalidated_only_when_the_file_changes(tmp_path, monkeypatch):
         ProbsDir(tmp_path).read("a", 5)
 
 
+def test_labels_revalidated_only_when_the_file_changes(tmp_path, monkeypatch):
+    """LabelDir scans an unchanged file's class ids once, as ProbsDir does; mode and size always."""
+    import noisyseg.io.labels as labels
+
+    d = LabelDir(tmp_path)
+    label = np.random.default_rng(0).integers(0, 5, (16, 20)).astype(np.uint8)
+    d.write("a", label)
+    calls = []
+    real = labels.check_label_values
+    monkeypatch.setattr(labels, "check_label_values", lambda arr, C, where: (calls.append(where), real(arr, C, where)))
+    np.testing.assert_array_equal(d.read("a", 5), label)
+    np.testing.assert_array_equal(d.read("a", 5, (16, 20)), label)
+    assert len(calls) == 1
+    with pytest.raises(InputError, match="a.png: expected size 21x16"):
+        d.read("a", 5, (16, 21))  # the size is checked on every read
+    with pytest.raises(InputError, match="a.png: expected class ids in 0..2 or 255"):
+        d.read("a", 3)  # validated for 5 classes, not for 3
+    assert len(calls) == 2
+    bad = label.copy()
+    bad[0, 0] = 9
+    Image.fromarray(bad).save(tmp_path / "a.png")  # rewritten in place, later: validated again
+    later = (tmp_path / "a.png").stat().st_mtime_ns + 10**9
+    os.utime(tmp_path / "a.png", ns=(later, later))
+    with pytest.raises(InputError, match="a.png: expected class ids in 0..4 or 255, found value 9"):
+        d.read("a", 5)
+    with pytest.raises(InputError, match="found value 9"):
+        LabelDir(tmp_path).read("a", 5)  # another reader validates for itself
+    d.write("a", label)  # written anew: validated again, and fine
+    np.testing.assert_array_equal(d.read("a", 5), label)
+    assert len(calls) == 5
+
+
+def test_class_maps_reader(tmp_path):
+    from noisyseg.io.dirs import read_class_maps
+
+    np.save(tmp_path / "c.npy", np.zeros((5, 6, 7), np.float16))
+    assert read_class_maps(tmp_path / "c.npy", 5, "CAMs").shape == (5, 6, 7)
+    assert read_class_maps(str(tmp_path / "c.npy"), 5, "logits", (6, 7)).dtype == np.float16
+    with pytest.raises(InputError, match=r"c.npy: expected CAMs of shape \(4, h, w\), found shape \(5, 6, 7\)"):
+        read_class_maps(tmp_path / "c.npy", 4, "CAMs")
+    with pytest.raises(InputError, match=r"expected logits of shape \(5, 6, 8\), found shape"):
+        read_class_maps(tmp_path / "c.npy", 5, "logits", (6, 8))
+    with pytest.raises(InputError, match="no such file"):
+        read_class_maps(tmp_path / "nope.npy", 5, "soft labels")
+
+
 def test_probs_negative_zero_is_a_probability(tmp_path):
     probs = _probs().astype(np.float16)
     probs[:, 3, 4] = [1, -0.0, 0, 0, 0]  # -0.0 has the sign bit set but is not below 0

@@ -181,3 +181,33 @@ def test_a_plugin_whose_hook_fails_is_skipped_with_a_warning():
         assert "small-loss" in names
     finally:
         plugins.unregister(failing)
+
+
+def test_each_strategy_module_is_named_after_the_one_strategy_it_registers():
+    """noisyseg/strategies/<kind>/<name>.py registers the strategy <name> (dashes as underscores) and
+    no other; the kind's SPECS is exactly its modules' SPECs. Helper modules register nothing."""
+    import importlib
+    from pathlib import Path
+
+    import noisyseg.strategies as strategies
+
+    root = Path(strategies.__file__).parent
+    kinds = {"detection": "detection", "correction": "correction", "pseudo_labeling": "pseudo-labeling",
+             "weighting": "weighting"}
+    assert sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file()) == sorted(kinds)
+    for package, kind in kinds.items():
+        defined = []
+        for path in sorted((root / package).glob("*.py")):
+            if path.stem == "__init__":
+                continue
+            module = importlib.import_module(f"noisyseg.strategies.{package}.{path.stem}")
+            specs = [v for v in vars(module).values() if isinstance(v, StrategySpec)]
+            assert len(specs) <= 1, (path, [s.name for s in specs])
+            if specs:
+                spec = specs[0]
+                assert module.SPEC is spec and spec.kind == kind, path
+                assert spec.name.replace("-", "_") == path.stem, f"{path.name} registers '{spec.name}'"
+                defined.append(spec)
+        registered = importlib.import_module(f"noisyseg.strategies.{package}").SPECS
+        assert sorted(s.name for s in registered) == sorted(s.name for s in defined), package
+        assert all(any(s is d for d in defined) for s in registered), package

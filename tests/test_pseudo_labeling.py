@@ -8,7 +8,7 @@ import torch
 from noisyseg.strategies.pseudo_labeling import (PseudoInputs, alpha_schedule, argmax_labels, calibrated_fusion,
                                                  cam_threshold, class_prototypes, entropy_filter, fusion_norm,
                                                  momentum_update, prototype_denoise, prototype_weights, sharpen)
-from noisyseg.strategies.pseudo_labeling.prototype import PrototypeDenoised
+from noisyseg.strategies.pseudo_labeling.prototype_denoised import PrototypeDenoised
 
 
 def entropy(p, dim=1):

@@ -11,9 +11,9 @@ from noisyseg.models.sgc import cam_value
 class TestClassActivationMaps:
     def test_one_normalisation_for_predict_and_cam_threshold(self):
         import noisyseg.models.sgc as sgc
-        from noisyseg.strategies.pseudo_labeling import cam
+        from noisyseg.strategies.pseudo_labeling.cam_threshold import normalise_cams as used_by_cam_threshold
 
-        assert cam.normalise_cams is normalise_cams and sgc.class_activation_maps is class_activation_maps
+        assert used_by_cam_threshold is normalise_cams and sgc.class_activation_maps is class_activation_maps
         feats, weight = torch.randn(2, 8, 5, 6), torch.randn(3, 8)
         raw = torch.einsum("bkhw,ck->bchw", feats, weight)
         assert torch.equal(class_activation_maps(feats, weight), normalise_cams(F.relu(raw)))

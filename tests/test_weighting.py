@@ -65,7 +65,7 @@ class TestUrnUncertainty:
         assert float(u[:, :5].max()) == 0.0 and float(u[:, -5:].max()) == 0.0
         assert float(u[:, 15:25].max()) == 1.0
 
-    def test_batch_matches_single_and_pool_matches_loop(self):
+    def test_single_is_the_batch_of_one_and_pool_matches_loop(self):
         probs = torch.stack([_probs(3, H=16, W=16), _probs(4, H=16, W=16)])
         images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8))
         fast = urn_uncertainty_batch(probs, crf=False)
@@ -75,6 +75,36 @@ class TestUrnUncertainty:
         pooled = urn_uncertainty_batch(probs, images, crf=True, iterations=2, workers=2)
         assert torch.equal(loop, pooled)
         assert torch.equal(loop[1], urn_uncertainty(probs[1], images[1], iterations=2))
+        assert torch.equal(loop[1], urn_uncertainty(probs[1], images[1].numpy(), iterations=2))  # an array image too
+        with pytest.raises(ValueError, match=r"urn_uncertainty: probs must be \(C, H, W\)"):
+            urn_uncertainty(probs)
+
+    def test_batched_argmax_path_matches_the_papers_recipe(self):
+        """Without the CRF the batch runs in log space on the whole batch; the recipe, per image in
+        numpy: keep the present channels, raise channel k to each power s, mask argmax == k, sample
+        variance over the S masks, max over classes, min-max normalised."""
+        probs = torch.stack([_probs(7, H=12, W=14), _probs(8, H=12, W=14, scale=0.7)])
+        labels = probs.argmax(1)
+        labels[1][labels[1] == 2] = 0  # image 1's labels lack class 2: its channel is dropped
+        labels[1, 0, 0] = 255
+        scales = (0.3, 0.6, 2.0, 3.0)
+        got = urn_uncertainty_batch(probs, scales=scales, crf=False, labels=labels)
+        for i in range(2):
+            p = probs[i].double().numpy()
+            present = sorted(set(labels[i].flatten().tolist()) - {255})
+            sub = p[present]
+            var = []
+            for k in range(len(present)):
+                masks = []
+                for s in scales:
+                    scaled = sub.copy()
+                    scaled[k] = scaled[k] ** s
+                    masks.append(scaled.argmax(0) == k)
+                var.append(np.var(np.stack(masks).astype(np.float64), axis=0, ddof=1))
+            u = np.max(var, axis=0)
+            span = u.max() - u.min()
+            want = (u - u.min()) / span if span > 0 else np.zeros_like(u)
+            np.testing.assert_allclose(got[i].numpy(), want, atol=1e-6)
 
 
 class TestAdaptiveAndConfidence:

@@ -4,6 +4,7 @@
 - probs dir:    ``<id>.npy``  float16 ``(C, H, W)`` probabilities at image size, summing to 1 per pixel
 - features dir: ``<id>.npy``  float16 ``(D, h, w)`` at the model's stride
 - weights dir:  ``<id>.png``  uint8 weight x 255, or ``<id>.npy`` float16 ``(H, W)``
+- class maps:   ``<id>.npy``  float ``(C, h, w)`` CAMs, logits or soft labels (``read_class_maps``)
 
 Readers validate what they load and raise ``InputError`` naming the file, what was expected and what
 was found. Writers are atomic. Label PNGs go through ``noisyseg.io.labels`` (shared with the
@@ -62,6 +63,19 @@ def load_float_npy(path: str | os.PathLike, what: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def read_class_maps(path: str | os.PathLike, num_classes: int, what: str,
+                    size: tuple[int, int] | None = None) -> np.ndarray:
+    """A finite float ``(C, h, w)`` .npy of per-class maps (CAMs, logits, soft labels), validated;
+    ``what`` names them in errors, ``size`` pins (h, w) when given."""
+    path = Path(path)
+    shape = f"({num_classes}, h, w)" if size is None else f"({num_classes}, {size[0]}, {size[1]})"
+    expect = f"{what} of shape {shape}"
+    arr = load_float_npy(path, expect, 3)
+    if arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
+        raise InputError(path, expect, f"shape {arr.shape}")
+    return arr
+
+
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Writes a .npy atomically."""
     return atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
@@ -87,13 +101,38 @@ class ImageDir:
         return self
 
 
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time) of a file, None when it cannot be read: a file whose
+    version is unchanged since a reader validated it is not validated again by that reader."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 class LabelDir(ImageDir):
-    """``<id>.png`` uint8 class ids, 255 = ignore."""
+    """``<id>.png`` uint8 class ids, 255 = ignore.
+
+    Mode and size are checked on every read, the class ids once per file for this object: a file
+    it has validated before that is unchanged since (``file_version``) is not scanned again, so
+    that strategies and reports that read the labels twice pay for it once (as ``ProbsDir``).
+    """
 
     suffix = ".png"
 
+    def __init__(self, root: str | os.PathLike):
+        super().__init__(root)
+        self._validated: dict[str, tuple] = {}
+
     def read(self, image_id: str, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray:
-        return read_label_png(self.path(image_id), num_classes, size)
+        path = self.path(image_id)
+        version = file_version(path)
+        known = version is not None and self._validated.get(image_id) == (version, num_classes)
+        arr = read_label_png(path, num_classes, size, check_values=not known)
+        if version is not None:
+            self._validated[image_id] = (version, num_classes)
+        return arr
 
     def write(self, image_id: str, label: np.ndarray, palette: list[list[int]] | None = None) -> Path:
         return write_label_png(self.path(image_id), label, palette)
@@ -103,8 +142,8 @@ class ProbsDir(ImageDir):
     """``<id>.npy`` float16 ``(C, H, W)`` probabilities summing to 1 over C.
 
     Values are validated on read; a file this object has validated before and that is unchanged
-    since (same inode, size and modification time) is not validated again, so that two-pass
-    strategies pay for it once.
+    since (same inode, size and modification time: ``file_version``) is not validated again, so
+    that two-pass strategies pay for it once.
     """
 
     suffix = ".npy"
@@ -121,11 +160,7 @@ class ProbsDir(ImageDir):
         path = self.path(image_id)
         expect = f"probabilities of shape (C={num_classes}, H, W)" if size is None else \
             f"probabilities of shape ({num_classes}, {size[0]}, {size[1]})"
-        try:
-            stat = path.stat()
-            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        except OSError:
-            version = None
+        version = file_version(path)
         arr = _load_npy(path, expect, out)
         if arr.dtype not in FLOATS:
             raise InputError(path, expect, f"dtype {arr.dtype}")

@@ -22,13 +22,16 @@ from noisyseg.io.palette import IGNORE_COLOUR
 __all__ = ["read_label_png", "check_label_values", "write_label_png"]
 
 
-def read_label_png(path: str | os.PathLike, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_label_png(path: str | os.PathLike, num_classes: int, size: tuple[int, int] | None = None,
+                   check_values: bool = True) -> np.ndarray:
     """Reads a label PNG as ``(H, W)`` uint8 ids, checking mode, size and the id range.
 
     Args:
         path: the PNG file.
         num_classes: C; values must lie in 0..C-1 or be 255.
         size: expected ``(H, W)``, usually the image's.
+        check_values: False skips the id range check, for a file whose values the caller has
+            checked before and that is unchanged since (``LabelDir`` does this).
     """
     path = Path(path)
     if not path.is_file():
@@ -41,7 +44,8 @@ def read_label_png(path: str | os.PathLike, num_classes: int, size: tuple[int, i
         raise InputError(path, "8-bit class ids", f"dtype {arr.dtype}")
     if size is not None and arr.shape != tuple(size):
         raise InputError(path, f"size {size[1]}x{size[0]} (W x H) like its image", f"{arr.shape[1]}x{arr.shape[0]}")
-    check_label_values(arr, num_classes, path)
+    if check_values:
+        check_label_values(arr, num_classes, path)
     return arr
 
 

@@ -38,7 +38,7 @@ class CalibrationError:
         valid = gt != IGNORE_INDEX
         hit = prediction == gt
         if confidence.dtype == torch.float16:
-            from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
+            from noisyseg.ops.float16_histogram import float16_from_keys, grouped_histograms
 
             hist = grouped_histograms(confidence, hit, 2, valid).cpu().double()  # (miss, hit) x 65536 values
             values = torch.nan_to_num(float16_from_keys(torch.arange(1 << 16)).double(), nan=0.0, posinf=1.0, neginf=0.0)

@@ -10,39 +10,11 @@ import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.ops.float16_histogram import float16_histogram_, float16_order_keys  # noqa: F401 (re-exported)
-
-_BINS = 1 << 16
-
-
-def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
-    """The inverse of ``float16_order_keys``: float32 values of the keys."""
-    keys = keys.to(torch.int64)
-    bits = torch.where(keys >= 0x8000, keys & 0x7FFF, 0xFFFF - keys)
-    return bits.to(torch.int16).view(torch.float16).float()
-
-
-def grouped_histograms(values: torch.Tensor, group: torch.Tensor, groups: int,
-                       valid: torch.Tensor | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
-    """Counts of ``values`` per group (``group`` ids in 0..groups-1) and float16 value
-    (``float16_order_keys`` bins), over finite (and ``valid``) entries: a ``(groups, 65536)`` int64
-    tensor on values' device, added to ``into`` when given (which is returned). Any shapes that
-    broadcast alike, any device."""
-    if values.dtype != torch.float16:  # values beyond float16's range count in its extreme bins
-        values = torch.where(torch.isfinite(values), values.clamp(-65504, 65504), torch.nan).to(torch.float16)
-    values, group = torch.broadcast_tensors(values, group)
-    if valid is not None:
-        valid = torch.broadcast_to(valid, values.shape)
-    if into is None:
-        into = torch.zeros(groups, _BINS, dtype=torch.int64, device=values.device)
-    return float16_histogram_(into, values, group.to(torch.int64), valid)
-
-
-def split_histograms(values: torch.Tensor, flag: torch.Tensor,
-                     valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``grouped_histograms`` with two groups: where ``flag`` is False, and where it is True."""
-    counts = grouped_histograms(values, flag, 2, valid).cpu()
-    return counts[0], counts[1]
+from noisyseg.ops.float16_histogram import BINS as _BINS
+from noisyseg.ops.float16_histogram import split_histograms
+# The other float16 histogram helpers live with their op too; they stay importable from here.
+from noisyseg.ops.float16_histogram import (float16_from_keys, float16_histogram_, float16_order_keys,  # noqa: F401
+                                            grouped_histograms)
 
 
 class ScoreRanking:

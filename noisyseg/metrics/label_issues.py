@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
+from noisyseg.ops.float16_histogram import BINS as _BINS
+from noisyseg.ops.float16_histogram import float16_from_keys, grouped_histograms
 
 THRESHOLD_FLOOR = 2e-6  # cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND
 TOLERANCE = 1e-6  # cleanlab's FLOATING_POINT_COMPARISON
-_BINS = 1 << 16
 
 
 def confident_thresholds(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

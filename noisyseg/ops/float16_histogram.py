@@ -2,7 +2,10 @@
 
 The compiled kernel (``torch.ops.noisyseg.float16_histogram_``) takes one pass over the values;
 the pure-torch reference builds sort keys and a combined bin index over several passes and a
-bincount with a fresh ``G x 65536`` result.
+bincount with a fresh ``G x 65536`` result. Around it, the helpers every user of such histograms
+shares: the order keys and their inverse (``float16_order_keys``, ``float16_from_keys``), and
+histograms of values of any dtype per group (``grouped_histograms``) or per flag
+(``split_histograms``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import torch
 
 from noisyseg.ops._ext import has_op
 
-__all__ = ["BINS", "float16_histogram_", "float16_histogram_reference_", "float16_order_keys"]
+__all__ = ["BINS", "float16_histogram_", "float16_histogram_reference_", "float16_order_keys", "float16_from_keys",
+           "grouped_histograms", "split_histograms"]
 
 BINS = 1 << 16
 
@@ -24,6 +28,13 @@ def float16_order_keys(scores: torch.Tensor) -> torch.Tensor:
     """
     bits = scores.clamp(-65504, 65504).to(torch.float16).contiguous().view(torch.int16).to(torch.int32)
     return bits ^ ((bits >> 15) | 0x8000)
+
+
+def float16_from_keys(keys: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``float16_order_keys``: float32 values of the keys."""
+    keys = keys.to(torch.int64)
+    bits = torch.where(keys >= 0x8000, keys & 0x7FFF, 0xFFFF - keys)
+    return bits.to(torch.int16).view(torch.float16).float()
 
 
 def _check(counts: torch.Tensor, values: torch.Tensor, groups: torch.Tensor | None, valid: torch.Tensor | None) -> None:
@@ -73,3 +84,26 @@ def float16_histogram_reference_(counts: torch.Tensor, values: torch.Tensor, gro
     code = torch.where(keep, code, G * BINS)
     counts += torch.bincount(code, minlength=G * BINS + 1)[:G * BINS].view(G, BINS)
     return counts
+
+
+def grouped_histograms(values: torch.Tensor, group: torch.Tensor, groups: int,
+                       valid: torch.Tensor | None = None, into: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts of ``values`` per group (``group`` ids in 0..groups-1) and float16 value
+    (``float16_order_keys`` bins), over finite (and ``valid``) entries: a ``(groups, 65536)`` int64
+    tensor on values' device, added to ``into`` when given (which is returned). Any shapes that
+    broadcast alike, any device."""
+    if values.dtype != torch.float16:  # values beyond float16's range count in its extreme bins
+        values = torch.where(torch.isfinite(values), values.clamp(-65504, 65504), torch.nan).to(torch.float16)
+    values, group = torch.broadcast_tensors(values, group)
+    if valid is not None:
+        valid = torch.broadcast_to(valid, values.shape)
+    if into is None:
+        into = torch.zeros(groups, BINS, dtype=torch.int64, device=values.device)
+    return float16_histogram_(into, values, group.to(torch.int64), valid)
+
+
+def split_histograms(values: torch.Tensor, flag: torch.Tensor,
+                     valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``grouped_histograms`` with two groups: where ``flag`` is False, and where it is True."""
+    counts = grouped_histograms(values, flag, 2, valid).cpu()
+    return counts[0], counts[1]

@@ -1,5 +1,7 @@
 """What every runner shares: output directories, progress, batching and reports; devices, seeds and
-versions (``noisyseg.runtime``) and stage timers (``noisyseg.timing``) are re-exported from here."""
+versions (``noisyseg.runtime``) and stage timers (``noisyseg.timing``) are re-exported from here.
+The four strategy commands (detect, correct, pseudo-label, weight) also share a skeleton built on
+these, ``noisyseg.pipeline.runner``."""
 
 from __future__ import annotations
 

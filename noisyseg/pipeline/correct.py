@@ -1,29 +1,30 @@
 """``noisyseg correct``: fill the holes (255) of a label dir with a correction strategy.
 
-Reads the cleaned labels (holes = untrusted pixels), and as the strategy needs them the images,
-a features dir and a probs dir; writes a label dir, ``report.json`` with per-stage timings
-(slic, graph, train, predict, crf, plus load and write) and, with ground truth, the quality of the
-input and output labels. With ``crf=True`` a dense CRF refines the strategy's output
-(``noisyseg.strategies.correction.crf.crf_refine``). Images without a single clean pixel are
-written unchanged and listed in the report's ``passed_through`` with a warning.
+Reads the cleaned labels (holes = untrusted pixels), and as the strategy declares them (``needs``,
+``accepts``) the images, a features dir and a probs dir; writes a label dir, ``report.json`` with
+per-stage timings (slic, graph, train, predict, crf, plus load and write) and, with ground truth,
+the quality of the input and output labels. With ``crf=True`` a dense CRF refines the strategy's
+output (``noisyseg.strategies.correction.refine``, a post-step that declares the images it needs).
+Images without a single clean pixel are written unchanged and listed in the report's
+``passed_through`` with a warning. The run follows ``noisyseg.pipeline.runner``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
-from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
+from noisyseg.io import FeaturesDir, LabelDir, ProbsDir
 from noisyseg.metrics import LabelQuality
-from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
+from noisyseg.pipeline.common import Track, no_track
+from noisyseg.pipeline.runner import Input, StrategyRun
 from noisyseg.strategies.correction.base import CorrectionInputs
-
-_NEED_FLAG = {"features": "--features DIR", "probs": "--probs DIR", "images": "the dataset's images"}
+from noisyseg.strategies.correction.refine import CrfRefinement
 
 
 def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, out: str | Path,
@@ -36,56 +37,47 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
         ids: restrict to these ids of the split (benchmarks use a subset).
         warn: called with one line per warning (the CLI prints them on stderr).
     """
-    from noisyseg.plugins import get_strategy
-
-    ds = Dataset(dataset)
-    spec = get_strategy("correction", strategy)
-    resolved = spec.resolve(params)
-    corrector = spec.factory(**resolved)
-    needs = set(corrector.needs) | ({"images"} if crf else set())
-    given = {"features": features, "probs": probs, "images": True}
-    for need in sorted(needs):
-        if given[need] is None:
-            raise ParameterError(f"strategy '{strategy}' needs {_NEED_FLAG[need]}, found none given")
+    run = StrategyRun("correct", "correction", dataset, split, strategy, params, out, batch_size, force, track)
+    ds, corrector = run.ds, run.strategy
+    keep_clean = getattr(corrector, "keep_clean", True)
+    refinements = [CrfRefinement(keep_clean)] if crf else []
+    loaded = run.check([Input("features", "--features DIR", features is not None),
+                        Input("probs", "--probs DIR", probs is not None),
+                        Input("images", "the dataset's images", True)],
+                       also_needs=[need for r in refinements for need in r.needs])
     label_dir = LabelDir(labels).require()
-    feat_dir = FeaturesDir(features).require() if features is not None and "features" in needs else None
-    probs_dir = ProbsDir(probs).require() if probs is not None and "probs" in needs else None
+    feat_dir = FeaturesDir(features).require() if "features" in loaded else None
+    probs_dir = ProbsDir(probs).require() if "probs" in loaded else None
     split_ids = ds.ids(split)
     if ids is not None:
         unknown = sorted(set(ids) - set(split_ids))
         if unknown:
             raise ParameterError(f"image id '{unknown[0]}' is not in split '{split}'")
         split_ids = [i for i in split_ids if i in set(ids)]
-    dev = select_device(device)
     run_params = {"dataset": str(Path(dataset).resolve()), "labels": str(Path(labels).resolve()),
                   "features": str(Path(features).resolve()) if features is not None else None,
                   "probs": str(Path(probs).resolve()) if probs is not None else None,
-                  "strategy": strategy, "params": resolved, "crf": crf}
-    sizes = {i: ds.image_size(i) for i in split_ids}  # every image header is read before anything is written
-    with OutputDir(out, "correct", run_params, force) as output:
-        run_params["split"] = split
+                  "strategy": strategy, "params": run.params, "crf": crf}
+    with run.start(split_ids, run_params, device) as output:
         corrected_dir = LabelDir(out)
-        C = ds.num_classes
-        timer = Timer()
+        C, dev, timer = ds.num_classes, run.device, run.timer
 
-        def batches(todo: list[str]) -> Iterator[CorrectionInputs]:
-            for chunk in group_by_size(todo, sizes, batch_size):
-                with timer("load"):
-                    size = sizes[chunk[0]]
-                    lab = torch.from_numpy(np.stack([label_dir.read(i, C, size) for i in chunk]).astype(np.int64)).to(dev)
-                    img = feat = p = None
-                    if "images" in needs:
-                        img = torch.from_numpy(np.stack([ds.load_image(i) for i in chunk]))
-                    if feat_dir is not None:
-                        arrays = [feat_dir.read(i) for i in chunk]
-                        first = arrays[0].shape
-                        for i, a in zip(chunk, arrays):
-                            if a.shape != first:
-                                raise InputError(feat_dir.path(i), f"features of shape {first} like '{chunk[0]}'", f"shape {a.shape}")
-                        feat = torch.from_numpy(np.stack(arrays)).to(dev).float()
-                    if probs_dir is not None:
-                        p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
-                yield CorrectionInputs(chunk, lab, C, img, feat, p)
+        def load(chunk: list[str], size: tuple[int, int]) -> CorrectionInputs:
+            with timer("load"):
+                lab = torch.from_numpy(np.stack([label_dir.read(i, C, size) for i in chunk]).astype(np.int64)).to(dev)
+                img = feat = p = None
+                if "images" in loaded:
+                    img = torch.from_numpy(np.stack([ds.load_image(i) for i in chunk]))
+                if feat_dir is not None:
+                    arrays = [feat_dir.read(i) for i in chunk]
+                    first = arrays[0].shape
+                    for i, a in zip(chunk, arrays):
+                        if a.shape != first:
+                            raise InputError(feat_dir.path(i), f"features of shape {first} like '{chunk[0]}'", f"shape {a.shape}")
+                    feat = torch.from_numpy(np.stack(arrays)).to(dev).float()
+                if probs_dir is not None:
+                    p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
+            return CorrectionInputs(chunk, lab, C, img, feat, p)
 
         has_gt = all(ds.has_mask(i) for i in split_ids)
         before = LabelQuality(C, ds.classes) if has_gt else None
@@ -103,21 +95,15 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                 before.update(gt, noisy)
                 after.update(gt, fixed)
 
-        todo = [i for i in split_ids if not output.done(corrected_dir.path(i))]
-        keep_clean = getattr(corrector, "keep_clean", True)
-        for batch in track(batches(todo), -(-len(todo) // batch_size), f"correct {split} ({strategy})"):
-            try:
+        todo = run.todo(lambda i: [corrected_dir.path(i)])
+        for batch in run.tracked(run.batches(load)):
+            with run.strategy_errors():
                 result = corrector.correct(batch)
-            except ValueError as e:
-                raise ParameterError(f"strategy '{strategy}': {e}") from None
             timer.add(result.timings)
             fixed = result.labels
-            if crf:
-                from noisyseg.strategies.correction.crf import crf_refine
-
-                with timer("crf"):
-                    refined = crf_refine(fixed, batch.labels, batch.images, C, keep_clean=keep_clean)
-                    fixed = torch.where(result.passed_through[:, None, None].to(fixed.device), fixed, refined)
+            for refinement in refinements:
+                with timer(refinement.stage):
+                    fixed = refinement.refine(fixed, batch, result.passed_through)
             with timer("write"):
                 fixed_np = fixed.to(torch.uint8).cpu().numpy()
                 noisy_np = batch.labels.to(torch.uint8).cpu().numpy()
@@ -129,19 +115,18 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                         passed.append(image_id)
                         if warn is not None:
                             warn(f"{label_dir.path(image_id)}: no clean pixel to correct from; written unchanged")
-        for image_id in sorted(set(split_ids) - set(todo)):  # finished by an earlier run
-            size = sizes[image_id]
+        for image_id in run.finished():  # finished by an earlier run
+            size = run.sizes[image_id]
             account(image_id, label_dir.read(image_id, C, size), corrected_dir.read(image_id, C, size))
 
         work = sum(v for k, v in timer.seconds.items() if k not in ("load", "write"))
-        report = {"command": "correct", **run_params, "images": len(split_ids), "skipped": len(split_ids) - len(todo),
-                  "passed_through": passed,
-                  "hole_share": counts["holes"] / counts["pixels"] if counts["pixels"] else 0.0,
-                  "filled_share": counts["filled"] / counts["holes"] if counts["holes"] else 0.0,
-                  "timings": timer.seconds, "seconds_per_image": work / len(todo) if todo else None}
+        figures = {"passed_through": passed,
+                   "hole_share": counts["holes"] / counts["pixels"] if counts["pixels"] else 0.0,
+                   "filled_share": counts["filled"] / counts["holes"] if counts["holes"] else 0.0,
+                   "timings": timer.seconds, "seconds_per_image": work / len(todo) if todo else None}
         if passed:
-            report["warning"] = f"{len(passed)} image(s) had no clean pixel and were written unchanged"
+            figures["warning"] = f"{len(passed)} image(s) had no clean pixel and were written unchanged"
         if has_gt:
-            report["input_label_quality"] = before.summary()
-            report["corrected_label_quality"] = after.summary()
-        return write_report(out, report)
+            figures["input_label_quality"] = before.summary()
+            figures["corrected_label_quality"] = after.summary()
+        return run.report(figures)

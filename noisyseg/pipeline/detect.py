@@ -1,4 +1,8 @@
-"""``noisyseg detect``: flag untrusted pixels of a noisy label dir; flagged pixels become 255."""
+"""``noisyseg detect``: flag untrusted pixels of a noisy label dir; flagged pixels become 255.
+
+The run follows ``noisyseg.pipeline.runner``; ``iter_batches`` (the batches a detection strategy's
+``fit`` and ``detect`` see, also read by ``report``) and the report's figures are detect's own.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import Dataset, LabelDir, ProbsDir
 from noisyseg.io.dirs import load_float_npy, save_npy
 from noisyseg.metrics import DetectionQuality, LabelQuality
-from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
+from noisyseg.pipeline.common import Track, group_by_size, no_track
+from noisyseg.pipeline.runner import StrategyRun
 from noisyseg.strategies.detection.base import Batch, DetectionContext
 
 
@@ -82,26 +87,19 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
     this share over the split is one the model cannot judge (it barely predicts it); its pixels are
     never flagged (a pass over the split first; the report lists the classes and agreements).
     """
-    from noisyseg.plugins import get_strategy
-
-    ds = Dataset(dataset)
-    spec = get_strategy("detection", strategy)
-    resolved = spec.resolve(params)
-    detector = spec.factory(**resolved)
+    run = StrategyRun("detect", "detection", dataset, split, strategy, params, out, batch_size, force, track)
+    ds, detector = run.ds, run.strategy
     ids = ds.ids(split)
     label_dir, probs_dir = LabelDir(labels).require(), ProbsDir(probs).require()
-    dev = select_device(device)
     run_params = {"dataset": str(Path(dataset).resolve()), "labels": str(Path(labels).resolve()),
-                  "probs": str(Path(probs).resolve()), "strategy": strategy, "params": resolved, "scores": scores}
+                  "probs": str(Path(probs).resolve()), "strategy": strategy, "params": run.params, "scores": scores}
     if spare_blind:
         if not 0 < spare_blind <= 1:
             raise ParameterError(f"--spare-blind: expected a share in (0, 1], found {spare_blind:g}")
         run_params["spare_blind"] = spare_blind
-    sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
-    with OutputDir(out, "detect", run_params, force) as output:
-        run_params["split"] = split
+    with run.start(ids, run_params, device) as output:
+        dev, timer = run.device, run.timer
         cleaned, score_dir = LabelDir(out), Path(out) / "scores"
-        timer = Timer()
 
         ctx = DetectionContext(
             num_classes=ds.num_classes,
@@ -109,7 +107,8 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
             calibration_batches=lambda s: iter_batches(ds, ds.ids(s), label_dir, probs_dir, dev, batch_size, need_gt=True),
         )
         with timer("fit"):
-            fitted = detector.fit(ctx)
+            with run.strategy_errors():
+                fitted = detector.fit(ctx)
             spared = None
             if spare_blind:
                 agreement = class_agreement(ctx.batches(), ds.num_classes)
@@ -124,8 +123,8 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
         after = LabelQuality(ds.num_classes, ds.classes) if has_gt else None
         flagged_total = valid_total = 0
 
-        def done(image_id: str) -> bool:
-            return output.done(cleaned.path(image_id)) and (not scores or output.done(score_dir / f"{image_id}.npy"))
+        def files(image_id: str) -> list[Path]:
+            return [cleaned.path(image_id), *([score_dir / f"{image_id}.npy"] if scores else [])]
 
         def account(gt, noisy, clean, scores) -> None:
             """Counts one image or a batch ``(B, H, W)`` (tensors or arrays) into the report's figures."""
@@ -141,16 +140,17 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
                 after.update(gt, clean)
 
         # "detect" times reading inputs, detecting and writing outputs; "evaluate" the figures against GT.
-        todo = [i for i in ids if not done(i)]
+        todo = run.todo(files)
         batches = timer.iterate(iter_batches(ds, todo, label_dir, probs_dir, dev, batch_size, with_gt=False), "detect")
-        for batch in track(batches, -(-len(todo) // batch_size), f"detect {split} ({strategy})"):
+        for batch in run.tracked(batches):
             with timer("evaluate"):  # ground truth first: a bad mask stops the run before the batch is written
                 gt = None
                 if has_gt:
                     size = tuple(batch.labels.shape[-2:])
                     gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in batch.ids]).astype(np.int64)).to(dev)
             with timer("detect"):
-                result = detector.detect(batch.probs, batch.labels)
+                with run.strategy_errors():
+                    result = detector.detect(batch.probs, batch.labels)
                 flags = result.flags & (batch.labels != IGNORE_INDEX)
                 if spared is not None:
                     flags &= ~spared[batch.labels.clamp(max=ds.num_classes - 1)]
@@ -166,16 +166,15 @@ def detect(dataset: str | Path, split: str, labels: str | Path, probs: str | Pat
                 account(gt, batch.labels, clean, result.scores)
         # Images finished by an earlier run still count in the report.
         with timer("evaluate"):
-            for image_id in sorted(set(ids) - set(todo)):
-                size = sizes[image_id]
+            for image_id in run.finished():
+                size = run.sizes[image_id]
                 account(ds.load_mask(image_id, size) if has_gt else None, label_dir.read(image_id, ds.num_classes, size),
                         cleaned.read(image_id, ds.num_classes, size),
                         read_scores(score_dir / f"{image_id}.npy", size) if scores else None)
 
-        report = {"command": "detect", **run_params, "fitted": fitted, "images": len(ids), "skipped": len(ids) - len(todo),
-                  "flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}
+        figures = {"flagged_share": flagged_total / valid_total if valid_total else 0.0, "timings": timer.seconds}
         if has_gt:
-            report["detection_quality"] = quality.summary()
-            report["noisy_label_quality"] = before.summary()
-            report["cleaned_label_quality"] = after.summary()
-        return write_report(out, report)
+            figures["detection_quality"] = quality.summary()
+            figures["noisy_label_quality"] = before.summary()
+            figures["cleaned_label_quality"] = after.summary()
+        return run.report(figures, head={"fitted": fitted})

@@ -1,17 +1,17 @@
 """``noisyseg pseudo-label``: hard (and soft) pseudo-labels for a split from model outputs.
 
-Inputs are per-image directories: probs (required), and as the strategy needs them CAMs
-(``<id>.npy`` float (C, h, w), from ``noisyseg predict --cams``; resized bilinearly to the image),
-decoder logits (``<id>.npy`` float (C, H, W), from ``predict --logits``) and features. Tags come
-from the dataset's tags.json or, without one, from the classes whose CAM is non-zero (predict
-zeroes the CAMs of classes it judges absent). Without logits, calibrated-fusion uses log p, which
-has the same softmax but a different RMS norm.
+Inputs are per-image directories: probs (required), and as the strategy needs them (and whenever
+given) CAMs (``<id>.npy`` float (C, h, w), from ``noisyseg predict --cams``; resized bilinearly to
+the image), decoder logits (``<id>.npy`` float (C, H, W), from ``predict --logits``) and features.
+Tags, for a strategy that needs or accepts them, come from the dataset's tags.json or, without one,
+from the classes whose CAM is non-zero (predict zeroes the CAMs of classes it judges absent).
+Without logits, calibrated-fusion uses log p, which has the same softmax but a different RMS norm.
+The run follows ``noisyseg.pipeline.runner``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -19,28 +19,15 @@ import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
-from noisyseg.io import Dataset, FeaturesDir, LabelDir, ProbsDir
-from noisyseg.io.dirs import load_float_npy, save_npy
+from noisyseg.io import FeaturesDir, LabelDir, ProbsDir
+from noisyseg.io.dirs import read_class_maps, save_npy
 from noisyseg.metrics import CalibrationError, LabelQuality
-from noisyseg.pipeline.common import OutputDir, Timer, Track, group_by_size, no_track, select_device, write_report
+from noisyseg.pipeline.common import Track, no_track
+from noisyseg.pipeline.runner import Input, StrategyRun
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs
 
 
-def read_class_maps(path: Path, num_classes: int, what: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A float ``(C, h, w)`` .npy (CAMs or logits), validated; ``size`` pins (h, w) when given."""
-    shape = f"({num_classes}, h, w)" if size is None else f"({num_classes}, {size[0]}, {size[1]})"
-    expect = f"{what} of shape {shape}"
-    arr = load_float_npy(path, expect, 3)
-    if arr.shape[0] != num_classes or (size is not None and arr.shape[1:] != tuple(size)):
-        raise InputError(path, expect, f"shape {arr.shape}")
-    return arr
-
-
-def _resolve_dir(path: str | Path | None, flag: str, strategy: str, needed: bool) -> Path | None:
-    if path is None:
-        if needed:
-            raise ParameterError(f"strategy '{strategy}' needs {flag} DIR, found none given")
-        return None
+def _require_dir(path: str | Path, flag: str) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, f"a directory for {flag}", "no such directory")
@@ -53,57 +40,49 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
                  force: bool = False, track: Track = no_track) -> dict:
     """Runs pseudo-labeling strategy ``strategy`` over ``split``; writes ``out/<id>.png`` (255 =
     ignore) and, with ``soft``, ``out/<id>.npy`` float16 (C, H, W). Returns the report."""
-    from noisyseg.plugins import get_strategy
-
-    ds = Dataset(dataset)
-    spec = get_strategy("pseudo-labeling", strategy)
-    resolved = spec.resolve(params)
-    labeler = spec.factory(**resolved)
-    needs = set(getattr(labeler, "needs", ("probs",)))
+    run = StrategyRun("pseudo-label", "pseudo-labeling", dataset, split, strategy, params, out, batch_size, force, track)
+    ds, labeler = run.ds, run.strategy
+    # Every map given is handed over; tags come from the dataset's tags.json, else from the CAMs.
+    loaded = run.check([Input("cams", "--cams DIR", cams is not None, always=True),
+                        Input("tags", "--cams DIR", ds.tags is not None or cams is not None),
+                        Input("logits", "--logits DIR", logits is not None, always=True),
+                        Input("features", "--features DIR", features is not None, always=True),
+                        Input("labels", "pixel labels", False, readable=False)])
     probs_dir = ProbsDir(probs).require()
-    cams_path = _resolve_dir(cams, "--cams", strategy, "cams" in needs or ("tags" in needs and ds.tags is None))
-    logits_path = _resolve_dir(logits, "--logits", strategy, "logits" in needs)
-    feat_dir = FeaturesDir(_resolve_dir(features, "--features", strategy, "features" in needs)) \
-        if features is not None or "features" in needs else None
-    if "labels" in needs:
-        raise ParameterError(f"strategy '{strategy}' needs pixel labels, which 'pseudo-label' does not read")
+    cams_path = _require_dir(cams, "--cams") if "cams" in loaded else None
+    logits_path = _require_dir(logits, "--logits") if "logits" in loaded else None
+    feat_dir = FeaturesDir(_require_dir(features, "--features")) if "features" in loaded else None
     ids = ds.ids(split)
-    dev = select_device(device)
     run_params = {"dataset": str(Path(dataset).resolve()), "probs": str(Path(probs).resolve()), "strategy": strategy,
-                  "params": resolved, "soft": soft,
+                  "params": run.params, "soft": soft,
                   **{k: str(Path(v).resolve()) for k, v in (("cams", cams), ("logits", logits), ("features", features)) if v}}
-    sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
-    with OutputDir(out, "pseudo-label", run_params, force) as output:
-        run_params["split"] = split
+    with run.start(ids, run_params, device) as output:
         label_dir = LabelDir(out)
-        C = ds.num_classes
-        timer = Timer()
+        C, dev, timer = ds.num_classes, run.device, run.timer
 
-        def done(image_id: str) -> bool:
-            return output.done(label_dir.path(image_id)) and (not soft or output.done(Path(out) / f"{image_id}.npy"))
+        def files(image_id: str) -> list[Path]:
+            return [label_dir.path(image_id), *([Path(out) / f"{image_id}.npy"] if soft else [])]
 
-        def batches(todo: list[str]) -> Iterator[PseudoInputs]:
-            for chunk in group_by_size(todo, sizes, batch_size):
-                size = sizes[chunk[0]]
-                p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
-                cam_t = tag_t = logit_t = feat_t = None
-                if cams_path is not None:
-                    raw = torch.from_numpy(np.stack([read_class_maps(cams_path / f"{i}.npy", C, "CAMs") for i in chunk]))
-                    cam_t = F.interpolate(raw.to(dev).float(), size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
-                if "tags" in needs:
-                    if ds.tags is not None:
-                        tag_t = torch.zeros(len(chunk), C, dtype=torch.bool)
-                        for k, i in enumerate(chunk):
-                            tag_t[k, ds.tags.get(i, [])] = True
-                        tag_t = tag_t.to(dev)
-                    else:
-                        tag_t = cam_t.amax(dim=(2, 3)) > 0
-                if logits_path is not None:
-                    logit_t = torch.from_numpy(np.stack([read_class_maps(logits_path / f"{i}.npy", C, "logits", size)
-                                                         for i in chunk])).to(dev).float()
-                if feat_dir is not None:
-                    feat_t = torch.from_numpy(np.stack([feat_dir.read(i) for i in chunk])).to(dev).float()
-                yield PseudoInputs(chunk, probs=p, logits=logit_t, cams=cam_t, tags=tag_t, features=feat_t)
+        def load(chunk: list[str], size: tuple[int, int]) -> PseudoInputs:
+            p = torch.from_numpy(np.stack([probs_dir.read(i, C, size) for i in chunk])).to(dev).float()
+            cam_t = tag_t = logit_t = feat_t = None
+            if cams_path is not None:
+                raw = torch.from_numpy(np.stack([read_class_maps(cams_path / f"{i}.npy", C, "CAMs") for i in chunk]))
+                cam_t = F.interpolate(raw.to(dev).float(), size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
+            if "tags" in loaded:
+                if ds.tags is not None:
+                    tag_t = torch.zeros(len(chunk), C, dtype=torch.bool)
+                    for k, i in enumerate(chunk):
+                        tag_t[k, ds.tags.get(i, [])] = True
+                    tag_t = tag_t.to(dev)
+                else:
+                    tag_t = cam_t.amax(dim=(2, 3)) > 0
+            if logits_path is not None:
+                logit_t = torch.from_numpy(np.stack([read_class_maps(logits_path / f"{i}.npy", C, "logits", size)
+                                                     for i in chunk])).to(dev).float()
+            if feat_dir is not None:
+                feat_t = torch.from_numpy(np.stack([feat_dir.read(i) for i in chunk])).to(dev).float()
+            return PseudoInputs(chunk, probs=p, logits=logit_t, cams=cam_t, tags=tag_t, features=feat_t)
 
         has_gt = all(ds.has_mask(i) for i in ids)
         quality = LabelQuality(C, ds.classes) if has_gt else None
@@ -121,13 +100,11 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
                     # ECE of the pseudo-label's distribution over the pixels it labels.
                     calibration.update(soft_np, np.where(labels != IGNORE_INDEX, gt, IGNORE_INDEX))
 
-        todo = [i for i in ids if not done(i)]
+        run.todo(files)
         with timer("pseudo-label"):
-            for batch in track(batches(todo), -(-len(todo) // batch_size), f"pseudo-label {split} ({strategy})"):
-                try:
+            for batch in run.tracked(run.batches(load)):
+                with run.strategy_errors():
                     result = labeler.label(batch)
-                except ValueError as e:  # a strategy refusing its inputs (shapes, missing tensors)
-                    raise ParameterError(f"strategy '{strategy}': {e}") from None
                 labels = result.labels.to(torch.uint8).cpu().numpy()
                 soft_np = result.soft.float().cpu().numpy() if result.soft is not None else None
                 if soft and soft_np is None:
@@ -139,16 +116,15 @@ def pseudo_label(dataset: str | Path, split: str, probs: str | Path, strategy: s
                     if soft:
                         files.append(save_npy(Path(out) / f"{image_id}.npy", soft_np[k].astype(np.float16)))
                     output.record(*files)
-        for image_id in sorted(set(ids) - set(todo)):  # finished by an earlier run
-            size = sizes[image_id]
+        for image_id in run.finished():  # finished by an earlier run
+            size = run.sizes[image_id]
             prev_soft = read_class_maps(Path(out) / f"{image_id}.npy", C, "soft labels", size).astype(np.float32) \
                 if soft else None
             account(image_id, label_dir.read(image_id, C, size), prev_soft)
 
-        report = {"command": "pseudo-label", **run_params, "images": len(ids), "skipped": len(ids) - len(todo),
-                  "kept_share": kept / total if total else 0.0, "timings": timer.seconds}
+        figures = {"kept_share": kept / total if total else 0.0, "timings": timer.seconds}
         if has_gt:
-            report["label_quality"] = quality.summary()
+            figures["label_quality"] = quality.summary()
             if calibration.count.sum() > 0:
-                report["ece"] = calibration.ece()
-        return write_report(out, report)
+                figures["ece"] = calibration.ece()
+        return run.report(figures)

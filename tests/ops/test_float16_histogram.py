@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from noisyseg.ops import float16_histogram_, float16_histogram_reference_, float16_order_keys
-from noisyseg.metrics.detection import float16_from_keys
+from noisyseg.ops.float16_histogram import float16_from_keys, grouped_histograms, split_histograms
 from conftest import needs_kernel as kernel_marker
 
 needs_kernel = kernel_marker("float16_histogram_")
@@ -40,6 +40,29 @@ def test_order_keys_sort_like_values():
     assert torch.equal(float16_from_keys(keys), finite.float())
     order = torch.argsort(keys, stable=True)
     assert (finite.float()[order].diff() >= 0).all()
+
+
+def test_grouped_and_split_histograms_bin_any_float_dtype_at_float16():
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(4, 50, generator=g, dtype=torch.float64) * 3
+    v[0, :3] = torch.tensor([1e6, -1e6, float("nan")], dtype=torch.float64)  # beyond float16: extreme bins; NaN: none
+    group = torch.randint(0, 3, (4, 50), generator=g)
+    valid = torch.rand(4, 50, generator=g) < 0.8
+    got = grouped_histograms(v, group, 3, valid)
+    half = torch.where(torch.isfinite(v), v.clamp(-65504, 65504), torch.nan).half()
+    want = float16_histogram_reference_(torch.zeros(3, 1 << 16, dtype=torch.int64), half, group, valid)
+    assert torch.equal(got, want) and int(got.sum()) == int((valid & torch.isfinite(v)).sum())
+    assert torch.equal(grouped_histograms(v, group, 3, valid, into=got.clone()), 2 * want)
+    off, on = split_histograms(v, group == 1, valid)
+    assert torch.equal(on, want[1]) and torch.equal(off, want[0] + want[2])
+
+
+def test_metrics_import_the_histogram_helpers_from_the_op():
+    import noisyseg.metrics.detection as metrics
+    import noisyseg.ops.float16_histogram as op
+
+    for name in ("float16_order_keys", "float16_from_keys", "grouped_histograms", "split_histograms"):
+        assert getattr(metrics, name) is getattr(op, name)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -3,6 +3,8 @@
 A correction strategy object has:
 
 - ``needs``: inputs it requires, a subset of ``("images", "features", "probs")``.
+- ``accepts``: inputs it reads when they are given (same names); ``noisyseg correct`` loads an
+  input only for a strategy that needs or accepts it.
 - ``keep_clean``: True (the default) when pixels that are not holes keep their input label.
 - ``fit(ctx) -> dict``: reserved for a pass over data first; the base does nothing.
 - ``correct(inputs: CorrectionInputs) -> Correction``: batched tensors of same-size images.
@@ -61,6 +63,7 @@ class Corrector:
     """Base class; subclasses implement ``correct_batch``."""
 
     needs: tuple[str, ...] = ()
+    accepts: tuple[str, ...] = ()
     keep_clean: bool = True
 
     def fit(self, ctx) -> dict:

@@ -1,13 +1,9 @@
 """crf: a dense CRF (Krähenbühl & Koltun, pydensecrf) over model probabilities, with the clean
-labels as strong unaries; and ``crf_refine``, the ``--crf`` post-step for any other corrector.
+labels as strong unaries. (``crf_refine``, the ``--crf`` post-step for any other corrector, lives in
+``noisyseg.strategies.correction.refine``; it stays importable from here.)
 
-Unaries are -log of a per-pixel score over classes:
-
-- ``crf`` strategy: the model's probs on holes; on clean pixels a one-hot with
-  ``clean_confidence`` on the label (the rest spread evenly), so the CRF bends around them.
-- ``crf_refine`` (``--crf``): the other corrector's labels as one-hots with ``filled_confidence``
-  on holes and ``clean_confidence`` on clean pixels (Yi et al.'s pipeline refines the corrected
-  labels this way, cf. pydensecrf's ``unary_from_labels``).
+Unaries are -log of a per-pixel score over classes: the model's probs on holes; on clean pixels a
+one-hot with ``clean_confidence`` on the label (the rest spread evenly), so the CRF bends around them.
 
 Pairwise terms: a Gaussian smoothness kernel (sxy=3, compat=3) and the appearance kernel
 (sxy=80, srgb=13, compat=10) on the RGB image, DeepLab's usual settings; the mean field is
@@ -23,6 +19,7 @@ from noisyseg.constants import IGNORE_INDEX
 from noisyseg.graph.dense_crf import dense_crf_labels  # also importable from here, as before
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, one_hot_scores
+from noisyseg.strategies.correction.refine import crf_refine  # noqa: F401  (importable from here, as before)
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.timing import Timer
 
@@ -32,27 +29,6 @@ def crf_scores(probs: torch.Tensor, labels: torch.Tensor, clean_confidence: floa
     clean = labels != IGNORE_INDEX
     onehot = one_hot_scores(labels, probs.shape[1], clean_confidence)
     return torch.where(clean[:, None], onehot, probs.float())
-
-
-def crf_refine(corrected: torch.Tensor, labels: torch.Tensor, images: torch.Tensor, num_classes: int,
-               filled_confidence: float = 0.7, clean_confidence: float = 0.95, iterations: int = 5,
-               keep_clean: bool = True) -> torch.Tensor:
-    """Refines another corrector's output.
-
-    Args:
-        corrected: ``(B, H, W)`` int64 corrected labels (255 where still unknown).
-        labels: ``(B, H, W)`` the input labels with holes (255).
-        images: ``(B, H, W, 3)`` uint8.
-    Returns:
-        ``(B, H, W)`` int64: CRF labels on the holes (and everywhere with ``keep_clean=False``).
-    """
-    holes = labels == IGNORE_INDEX
-    scores = torch.where(holes[:, None], one_hot_scores(corrected, num_classes, filled_confidence),
-                         one_hot_scores(labels, num_classes, clean_confidence))
-    imgs = images.cpu().numpy()
-    refined = torch.from_numpy(np.stack([dense_crf_labels(s, im, iterations)
-                                         for s, im in zip(scores.cpu().numpy(), imgs)])).to(corrected.device)
-    return torch.where(holes | (not keep_clean), refined, labels.long())
 
 
 class DenseCRF(Corrector):

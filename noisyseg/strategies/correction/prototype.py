@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
-from noisyseg.strategies.pseudo_labeling.prototype import momentum_update
+from noisyseg.strategies.pseudo_labeling.prototype_denoised import momentum_update
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.timing import Timer
 

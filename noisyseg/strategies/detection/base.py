@@ -20,6 +20,7 @@ from typing import Callable, Iterator, NamedTuple, Optional
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.ops.label_confidence import label_confidence
 
 IGNORE = IGNORE_INDEX  # the old name, for plugins that import it from here
 
@@ -62,8 +63,7 @@ class Detector:
 
 
 def label_probability(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """p of each pixel's own label, ``(B, H, W)`` float32, and the valid mask (label != 255)."""
-    valid = labels != IGNORE_INDEX
-    index = torch.where(valid, labels, torch.zeros_like(labels)).long()
-    p = probs.gather(1, index[:, None]).squeeze(1).float()
-    return p, valid
+    """p of each pixel's own label, ``(B, H, W)`` float32 (0 where the label is 255), and the valid
+    mask (label != 255); through ``noisyseg.ops.label_confidence``, which also gives the best class
+    and its probability for strategies that need those too."""
+    return label_confidence(probs, labels.long()).p_label.float(), labels != IGNORE_INDEX

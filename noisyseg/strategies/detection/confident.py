@@ -24,7 +24,7 @@ import math
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.metrics.detection import float16_from_keys, grouped_histograms
+from noisyseg.ops.float16_histogram import float16_from_keys, grouped_histograms
 from noisyseg.ops import label_confidence
 from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector

@@ -12,7 +12,7 @@ import torch
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, Detector
-from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
+from noisyseg.strategies.pseudo_labeling.entropy_filter import reliable_mask
 from noisyseg.strategies.spec import StrategySpec
 
 

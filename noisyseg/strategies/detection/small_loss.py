@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import ParameterError
-from noisyseg.metrics.detection import float16_from_keys, float16_order_keys, split_histograms
+from noisyseg.ops.float16_histogram import float16_from_keys, float16_order_keys, split_histograms
 from noisyseg.params import Param
 from noisyseg.strategies.detection.base import Detection, DetectionContext, Detector, label_probability
 from noisyseg.strategies.spec import StrategySpec

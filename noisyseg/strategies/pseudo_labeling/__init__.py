@@ -1,21 +1,29 @@
-"""Pseudo-labeling strategies, one per module. ``SPECS`` lists what the built-in plugin registers.
+"""Pseudo-labeling strategies, one per module named after the strategy it registers. ``SPECS`` lists
+what the built-in plugin registers.
 
-Modules: argmax.py (``argmax``), cam.py (``cam-threshold``), entropy.py (``entropy-filter``),
-prototype.py (``prototype-denoised``), fusion.py (``calibrated-fusion``). The batched tensor
-functions behind them are public so training code can call them online:
-``from noisyseg.strategies.pseudo_labeling import entropy_filter, calibrated_fusion, ...``.
+Modules: argmax.py (``argmax``), cam_threshold.py (``cam-threshold``), entropy_filter.py
+(``entropy-filter``), prototype_denoised.py (``prototype-denoised``), calibrated_fusion.py
+(``calibrated-fusion``). The batched tensor functions behind them are public so training code can
+call them online: ``from noisyseg.strategies.pseudo_labeling import entropy_filter, calibrated_fusion, ...``.
+Where a function shares its module's name (``cam_threshold``, ``entropy_filter``,
+``calibrated_fusion``) the package's attribute is the function; import the module by its full path
+(``from noisyseg.strategies.pseudo_labeling.cam_threshold import SPEC``).
 """
 
-from noisyseg.strategies.pseudo_labeling import argmax, cam, entropy, fusion, prototype
+from noisyseg.strategies.pseudo_labeling.argmax import SPEC as _ARGMAX
 from noisyseg.strategies.pseudo_labeling.argmax import argmax_labels
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels
-from noisyseg.strategies.pseudo_labeling.cam import cam_threshold, normalise_cams
-from noisyseg.strategies.pseudo_labeling.entropy import alpha_schedule, entropy_filter, reliable_mask
-from noisyseg.strategies.pseudo_labeling.fusion import calibrated_fusion, cams_to_logits, fusion_norm, sharpen
-from noisyseg.strategies.pseudo_labeling.prototype import (class_prototypes, momentum_update, prototype_denoise,
-                                                            prototype_weights)
+from noisyseg.strategies.pseudo_labeling.calibrated_fusion import SPEC as _CALIBRATED_FUSION
+from noisyseg.strategies.pseudo_labeling.calibrated_fusion import calibrated_fusion, cams_to_logits, fusion_norm, sharpen
+from noisyseg.strategies.pseudo_labeling.cam_threshold import SPEC as _CAM_THRESHOLD
+from noisyseg.strategies.pseudo_labeling.cam_threshold import cam_threshold, normalise_cams
+from noisyseg.strategies.pseudo_labeling.entropy_filter import SPEC as _ENTROPY_FILTER
+from noisyseg.strategies.pseudo_labeling.entropy_filter import alpha_schedule, entropy_filter, reliable_mask
+from noisyseg.strategies.pseudo_labeling.prototype_denoised import SPEC as _PROTOTYPE_DENOISED
+from noisyseg.strategies.pseudo_labeling.prototype_denoised import (class_prototypes, momentum_update, prototype_denoise,
+                                                                     prototype_weights)
 
-SPECS = [argmax.SPEC, cam.SPEC, entropy.SPEC, prototype.SPEC, fusion.SPEC]
+SPECS = [_ARGMAX, _CAM_THRESHOLD, _ENTROPY_FILTER, _PROTOTYPE_DENOISED, _CALIBRATED_FUSION]
 
 __all__ = ["SPECS", "PseudoInputs", "PseudoLabeler", "PseudoLabels", "argmax_labels", "cam_threshold",
            "normalise_cams", "entropy_filter", "alpha_schedule", "reliable_mask", "class_prototypes",

@@ -2,8 +2,11 @@
 
 A pseudo-labeling strategy object has:
 
-- ``needs``: the inputs it reads, a subset of ``("probs", "logits", "cams", "tags", "features",
-  "labels")``. Runners load only these; missing required ones are an input error.
+- ``needs``: the inputs it requires, a subset of ``("probs", "logits", "cams", "tags", "features",
+  "labels")``; a missing one is an input error.
+- ``accepts``: the inputs it reads when they are there (calibrated-fusion: logits). ``noisyseg
+  pseudo-label`` hands over every map it is given (cams, logits, features), the tags only to a
+  strategy that needs or accepts them, and no pixel labels.
 - ``label(inputs: PseudoInputs) -> PseudoLabels``: batched tensors on any device, so training
   can call it online. Returns hard labels ``(B, H, W)`` int64 with 255 = ignore and, when the
   strategy has them, soft labels ``(B, C, H, W)`` float summing to 1 over C.
@@ -62,6 +65,7 @@ class PseudoLabeler:
     """Base class: reads probs, no ``fit``; subclasses implement ``label``."""
 
     needs: tuple[str, ...] = ("probs",)
+    accepts: tuple[str, ...] = ()
 
     def fit(self, ctx) -> dict:
         return {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from noisyseg.params import Param
-from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
+from noisyseg.strategies.pseudo_labeling.entropy_filter import reliable_mask
 from noisyseg.strategies.spec import StrategySpec
 from noisyseg.strategies.weighting.base import WeightInputs, Weighter
 

@@ -2,8 +2,10 @@
 
 A weighting strategy object has:
 
-- ``needs``: inputs it requires, a subset of ``("probs", "labels", "images")``; it may read the
-  others when present (URN uses the image for its CRF and the labels' classes when given).
+- ``needs``: inputs it requires, a subset of ``("probs", "labels", "images")``.
+- ``accepts``: inputs it reads when they are there (URN: the image for its CRF, the labels'
+  classes); ``noisyseg weight`` loads the images only for a strategy that needs or accepts them,
+  and hands over the labels whenever it is given them.
 - ``weigh(inputs: WeightInputs) -> torch.Tensor``: ``(B, H, W)`` float32 weights >= 0 (1 = full
   say). Batched tensors on any device, so training can call it online.
 - ``fit(ctx) -> dict``: reserved for a pass over data first; the base does nothing.
@@ -45,6 +47,7 @@ class Weighter:
     """Base class; subclasses implement ``weigh``."""
 
     needs: tuple[str, ...] = ("probs",)
+    accepts: tuple[str, ...] = ()
 
     def fit(self, ctx) -> dict:
         return {}

@@ -107,7 +107,7 @@ def _variance_map(masks: list[np.ndarray], H: int, W: int) -> torch.Tensor:
 def urn_uncertainty(probs: torch.Tensor, image: torch.Tensor | np.ndarray | None = None,
                     scales: tuple[float, ...] = VOC_SCALES, crf: bool = True, labels: torch.Tensor | None = None,
                     iterations: int = 5, workers: int = 0) -> torch.Tensor:
-    """URN's uncertainty map of one image.
+    """URN's uncertainty map of one image: ``urn_uncertainty_batch`` on a batch of one.
 
     Args:
         probs: (C, H, W) float probabilities.
@@ -129,17 +129,8 @@ def urn_uncertainty(probs: torch.Tensor, image: torch.Tensor | np.ndarray | None
     """
     if probs.dim() != 3:
         raise ValueError(f"urn_uncertainty: probs must be (C, H, W), got {tuple(probs.shape)}")
-    C, H, W = probs.shape
-    present = present_classes(probs, labels)
-    if not crf:
-        return urn_uncertainty_batch(probs[None], None, scales, crf=False,
-                                     labels=None if labels is None else labels[None])[0]
-    tasks = _uncertainty_tasks(probs, image, present, scales, crf, iterations)
-    if workers > 1 and len(tasks) > 1:
-        masks = list(_pool(workers).map(_class_masks_task, tasks))
-    else:
-        masks = [_class_masks_task(t) for t in tasks]
-    return _variance_map(masks, H, W).to(probs.device)
+    return urn_uncertainty_batch(probs[None], None if image is None else image[None], scales, crf,
+                                 None if labels is None else labels[None], iterations, workers)[0]
 
 
 def urn_uncertainty_batch(probs: torch.Tensor, images: torch.Tensor | None = None,
@@ -208,6 +199,8 @@ def default_workers() -> int:
 
 
 class Urn(Weighter):
+    accepts = ("labels", "images")  # the labels' classes are the present ones; the image feeds the CRF
+
     def __init__(self, t: float = 0.05, mode: str = "hard", scales: str = "voc", crf: bool = True,
                  iterations: int = 5, workers: int | str = "auto"):
         self.t, self.mode, self.crf, self.iterations = t, mode, crf, iterations

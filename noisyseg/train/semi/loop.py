@@ -35,7 +35,7 @@ from noisyseg.io import Dataset
 from noisyseg.io.atomic import write_json
 from noisyseg.io.lock import has_files, locked
 from noisyseg.runtime import environment, select_device
-from noisyseg.strategies.pseudo_labeling.entropy import alpha_schedule
+from noisyseg.strategies.pseudo_labeling.entropy_filter import alpha_schedule
 from noisyseg.timing import Timer
 from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights

@@ -1,7 +1,8 @@
 """noisyseg-example: a third-party plugin that adds the detection strategy ``margin``.
 
 ``margin`` flags a pixel when the model's best class beats the pixel's label by more than
-``margin`` in probability: p_best - p_label > margin. Installed, it is found through the
+``margin`` in probability: p_best - p_label > margin (both from ``noisyseg.ops.label_confidence``);
+the score is that gap, 0 on ignored (255) pixels. Installed, it is found through the
 ``noisyseg`` entry-point group; nothing in noisyseg names it.
 """
 
@@ -11,6 +12,7 @@ import torch
 
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.hookspecs import hookimpl
+from noisyseg.ops import label_confidence
 from noisyseg.strategies.detection import Detection, Detector
 from noisyseg.strategies.spec import Param, StrategySpec
 
@@ -23,9 +25,8 @@ class MarginDetector(Detector):
 
     def detect(self, probs: torch.Tensor, labels: torch.Tensor) -> Detection:
         valid = labels != IGNORE_INDEX
-        index = torch.where(valid, labels, torch.zeros_like(labels)).long()
-        p_label = probs.gather(1, index[:, None]).squeeze(1).float()
-        gap = probs.float().amax(1) - p_label
+        conf = label_confidence(probs, labels.long())  # p_label, best class and p_best in one pass
+        gap = torch.where(valid, conf.p_best.float() - conf.p_label.float(), 0.0)
         return Detection(valid & (gap > self.margin), gap)
 
 

@@ -95,7 +95,8 @@ def cams_to_logits(cams: torch.Tensor, background: int | None = None) -> torch.T
 class CalibratedFusion(PseudoLabeler):
     """Decoder logits (or log-probabilities when only probs exist) fused with CAM/SGC scores."""
 
-    needs = ("probs", "cams")  # logits are used when present
+    needs = ("probs", "cams")
+    accepts = ("logits",)  # used instead of log p when present
 
     def __init__(self, gamma: float = 0.5, temperature: float = 0.5, norm: str = "image",
                  background: int | str = "none", cam_scale: float = 1.0):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from noisyseg.constants import IGNORE_INDEX
 from noisyseg.params import Param
 from noisyseg.strategies.pseudo_labeling.base import PseudoInputs, PseudoLabeler, PseudoLabels, check_probs, require
-from noisyseg.strategies.pseudo_labeling.entropy import reliable_mask
+from noisyseg.strategies.pseudo_labeling.entropy_filter import reliable_mask
 from noisyseg.strategies.spec import StrategySpec
 
 
@@ -108,6 +108,7 @@ class PrototypeDenoised(PseudoLabeler):
     """Keeps momentum prototypes across calls to ``label`` (one object per training run / CLI run)."""
 
     needs = ("probs", "features")
+    accepts = ("labels",)  # labelled pixels join the prototypes (training's streams with labels)
 
     def __init__(self, alpha: float = 0.2, momentum: float = 0.999, scope: str = "batch"):
         self.alpha, self.momentum, self.scope = alpha, momentum, scope
