@@ -209,3 +209,21 @@ def test_camvid_subset_hits_0_2(camvid_root, tmp_path):
     report = corrupt(view, "few", tmp_path / "noisy", seed=0, target_rate=0.2)
     assert abs(written_rate(view, "few", tmp_path / "noisy") - 0.2) <= TARGET_TOLERANCE
     assert report["strength"]["search_images"] == 20
+
+
+def test_help_mentions_it(cli):
+    result = cli("corrupt", "--help")
+    assert result.code == 0 and "--target-rate" in result.out
+
+
+def test_a_pipeline_stage_takes_target_rate(objects, tmp_path):
+    """``target_rate`` is a key of a corrupt stage (the runner's own option)."""
+    from noisyseg.pipeline.run import load_pipeline, run_pipeline
+
+    path = tmp_path / "p.toml"
+    path.write_text(f'dataset = "{objects}"\nworkspace = "ws"\n\n[stages.noisy]\ncommand = "corrupt"\nsplit = "a"\n'
+                    f'target_rate = 0.15\n')
+    run_pipeline(load_pipeline(path))
+    report = json.loads((tmp_path / "ws" / "noisy" / "report.json").read_text())
+    assert report["target_rate"] == 0.15 and abs(report["noise_rate"] - 0.15) <= TARGET_TOLERANCE
+    assert abs(written_rate(objects, "a", tmp_path / "ws" / "noisy") - 0.15) <= TARGET_TOLERANCE

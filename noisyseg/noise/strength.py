@@ -86,16 +86,16 @@ def find_scale(measure: Callable[[float], float], target: float, tolerance: floa
             search.unreachable = True
             search.lo = (lo, rates[lo])
             return search
-        s = round(min(max_scale, max(guess, lo * 1.25)), SCALE_DECIMALS)
+        s = round(min(max_scale, max(guess, lo * 1.05)), SCALE_DECIMALS)
         if s <= lo:
             s = max_scale
         if measured(s):
             return search
-        if s not in rates or rates[s] > target:
+        if rates[s] > target:
             break
-        # Aim along the line from the previous top (0 at first), growing the scale 1.25 to 4 times.
+        # Aim along the line from the previous top (0 at first), growing the scale 1.05 to 4 times.
         slope = (rates[s] - rates[lo]) / (s - lo)
-        guess = min(max(s + (target - rates[s]) / slope if slope > 0 else s * 2, s * 1.25), s * 4)
+        guess = min(max(s + (target - rates[s]) / slope if slope > 0 else s * 2, s * 1.05), s * 4)
 
     last, last_width, bisect = None, math.inf, False
     while len(search.points) < max_evals:

@@ -67,7 +67,8 @@ class _Rates:
 
     def __init__(self, ds: Dataset, ids: list[str], sizes: dict, steps: list[NoiseStep], seed: int, track: Track,
                  label: str, preload: bool = False, keep: bool = False):
-        self.ds, self.ids, self.sizes, self.steps, self.seed, self.track, self.label = ds, ids, sizes, steps, seed, track, label
+        self.ds, self.ids, self.sizes, self.steps, self.seed = ds, ids, sizes, steps, seed
+        self.track, self.label = track, label
         self.masks = {i: ds.load_mask(i, sizes[i]) for i in ids} if preload else None
         self.keep = keep
         self.rates: dict[str, float] = {}
