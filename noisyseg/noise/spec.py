@@ -4,6 +4,9 @@ Every step accepts ``rate`` (chance that it runs on a given image, default 1) be
 own parameters. Example: ``cam:rate=0.5,scale=8+boundary:k=6+drop:p=0.3+swap:p=0.15``.
 Randomness is drawn from one generator per image seeded by (seed, id), so results do not depend
 on the order or the subset of images processed.
+
+A mix can be made stronger or weaker by one scale factor (``scale_steps``; what it multiplies in
+each model is ``STRENGTHS``), which ``corrupt --target-rate`` searches to hit a wrong-pixel rate.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ class NoiseStep:
     rate: float = 1.0
     params: dict = field(default_factory=dict)
 
+    def scaled(self, s: float) -> "NoiseStep":
+        """This step at ``s`` times its strength (``STRENGTHS``): ``s = 0`` never changes a pixel,
+        ``s = 1`` is the step itself (its defaults spelled out), larger ``s`` corrupts more."""
+        if not (math.isfinite(s) and s >= 0):
+            raise ValueError(f"strength scale must be a finite number >= 0, got {s!r}")
+        known = _model_params(self.model)
+        params = dict(self.params)
+        for key, kind in STRENGTHS.get(self.model, {}).items():
+            params[key] = _scale_value(params.get(key, known[key].default), kind, s)
+        return NoiseStep(self.model, _scale_value(self.rate, "chance", s), params)
+
     def __str__(self) -> str:
         args = [f"rate={self.rate:g}"] if self.rate != 1.0 else []
         args += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()]
@@ -58,6 +72,42 @@ _VALID: dict[str, tuple[str, Callable[[float], bool]]] = {
     "scale": (">= 1", lambda v: v >= 1),
     "sigma": ("> 0", lambda v: v > 0),
 }
+
+
+# What "stronger" means for each model: the parameters that ``NoiseStep.scaled(s)`` multiplies by s.
+# A "chance" (every step's ``rate`` too) is multiplied and clipped to [0, 1], to 4 decimals; a size
+# in "pixels" is multiplied and rounded, at least 1. The other parameters shape the noise and stay
+# as given: ``max_share`` and ``background`` say which objects go, and cam's ``scale``, ``sigma``
+# and ``shrink`` how coarse a CAM is; a coarser one is not simply more wrong (past a few cells per
+# image every pixel takes the largest class, and the later steps find nothing left to corrupt), so
+# cam grows stronger only by running on more images.
+STRENGTHS: dict[str, dict[str, str]] = {
+    "boundary": {"p": "chance", "k": "pixels"},
+    "drop": {"p": "chance"},
+    "swap": {"p": "chance"},
+    "cam": {},
+}
+
+
+def _scale_value(value: float, kind: str, s: float) -> float | int:
+    if kind == "chance":  # 4 decimals print exactly with :g, so str(step) parses back to the same step
+        return round(min(1.0, max(0.0, value * s)), 4)
+    return max(1, int(math.floor(value * s + 0.5)))
+
+
+def scale_steps(steps: list[NoiseStep], s: float) -> list[NoiseStep]:
+    """The mix at ``s`` times its strength, one scale for every step (see ``STRENGTHS``)."""
+    return [step.scaled(s) for step in steps]
+
+
+def saturation_scale(steps: list[NoiseStep]) -> float:
+    """The smallest scale at which every chance of the mix is 1 (beyond it only sizes grow)."""
+    known = {step.model: _model_params(step.model) for step in steps}
+    chances = [step.rate for step in steps]
+    chances += [step.params.get(key, known[step.model][key].default) for step in steps
+                for key, kind in STRENGTHS.get(step.model, {}).items() if kind == "chance"]
+    positive = [c for c in chances if c > 0]
+    return max((1 / c for c in positive), default=1.0)
 
 
 def _number(spec: str, model: str, key: str, value: str, default: int | float) -> int | float:
