@@ -127,6 +127,10 @@ def test_cli_run_prints_the_quality_table_and_check_runs_nothing(shapes, tmp_pat
     (("epochs = 1", "epochs = 'one'"), ["stage 'clean' key 'epochs'", "an integer"]),
     (("epochs = 1", "epochs = 1\nclass_balance = 'mean'"), ["stage 'clean'", "class_balance", "median"]),
     (("[stages.noisy]", "[stages.noisy\n"), ["p.toml", "invalid TOML"]),
+    (('split = ["strong", "weak"]\n\n[stages.clean]', 'split = ["strong", "weak"]\ntarget_rate = 0.2\n\n[stages.clean]'),
+     ["stage 'noisy'", "target_rate", "one split per corrupt stage"]),
+    (('split = ["strong", "weak"]\n\n[stages.clean]', 'split = ["strong", "weak"]\ntarget_rate = "high"\n\n[stages.clean]'),
+     ["stage 'noisy'", "target_rate", "(0, 1)", "high"]),
 ])
 def test_bad_pipeline_files_fail_before_any_work(shapes, tmp_path, cli, edit, fragments):
     old, new = edit

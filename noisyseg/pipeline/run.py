@@ -223,6 +223,13 @@ def _check_values(cmd: Command, ds: Dataset, splits: list[str], values: dict[str
 
     if cmd.strategy_kind:
         get_strategy(cmd.strategy_kind, values["strategy"]).resolve(values.get("params"))
+    if cmd.name == "corrupt" and values.get("target_rate") is not None:
+        rate = values["target_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+            raise ParameterError(f"target_rate: expected a number in (0, 1), found {rate}")
+        if len(splits) > 1:  # each split's search picks its own strength, and one dir holds one run's
+            raise ParameterError(f"target_rate: expected one split per corrupt stage (each split gets its own "
+                                 f"strength; declare one stage per split), found {', '.join(splits)}")
     if cmd.name == "train":
         from noisyseg.pipeline.train import train_config
 
