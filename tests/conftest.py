@@ -124,3 +124,13 @@ def shapes_chain(shapes, tmp_path_factory):
         p = np.exp(logits - logits.max(0))
         probs.write(image_id, p / p.sum(0))
     return {"data": shapes, "noisy": root / "noisy", "probs": root / "probs", "root": root}
+
+
+def camvid_view(camvid_root, tmp_path, ids: list[str], split: str = "few"):
+    """A dataset dir that is CamVid's images, masks and dataset.json (symlinked) with one split of ``ids``."""
+    view = tmp_path / "data"
+    (view / "splits").mkdir(parents=True)
+    for name in ("images", "masks", "dataset.json"):
+        (view / name).symlink_to(camvid_root / name)
+    (view / "splits" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return view

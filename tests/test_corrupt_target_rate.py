@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, camvid_view
 
 from noisyseg.errors import ParameterError
 from noisyseg.io import Dataset, LabelDir
@@ -201,11 +201,7 @@ def test_search_on_a_subset_then_checked_on_the_whole_split(objects, tmp_path, m
 def test_camvid_subset_hits_0_2(camvid_root, tmp_path):
     ds = Dataset(camvid_root)
     ids = ds.ids("train")[:20]
-    view = tmp_path / "data"
-    (view / "splits").mkdir(parents=True)
-    for name in ("images", "masks", "dataset.json"):
-        (view / name).symlink_to(camvid_root / name)
-    (view / "splits" / "few.txt").write_text("\n".join(ids) + "\n")
+    view = camvid_view(camvid_root, tmp_path, ids)
     report = corrupt(view, "few", tmp_path / "noisy", seed=0, target_rate=0.2)
     assert abs(written_rate(view, "few", tmp_path / "noisy") - 0.2) <= TARGET_TOLERANCE
     assert report["strength"]["search_images"] == 20

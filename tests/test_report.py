@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, camvid_view
 
 import noisyseg
 from noisyseg.io import Dataset, LabelDir, ProbsDir
@@ -218,11 +218,7 @@ def test_camvid_report_renders(cli, camvid_root, tmp_path):
 
     ds = Dataset(camvid_root)
     ids = ds.ids("train")[:4]
-    view = tmp_path / "data"
-    (view / "splits").mkdir(parents=True)
-    for name in ("images", "masks", "dataset.json"):
-        (view / name).symlink_to(camvid_root / name)
-    (view / "splits" / "few.txt").write_text("\n".join(ids) + "\n")
+    view = camvid_view(camvid_root, tmp_path, ids)
     corrupt(view, "few", tmp_path / "noisy", seed=0)
     rng = np.random.default_rng(0)
     probs = ProbsDir(tmp_path / "probs")
