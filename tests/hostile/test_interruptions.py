@@ -24,6 +24,9 @@ DRIVER = """
 import os, signal, sys
 name, count, *when = os.environ["NOISYSEG_TEST_SIGNAL"].split(":")
 sig, count, before = getattr(signal, name), int(count), when == ["before"]
+# a terminal's Ctrl-C reaches Python's KeyboardInterrupt handler; a process started from a
+# background job inherits SIGINT ignored, which Python then keeps, so restore the handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 real_replace, seen = os.replace, [0]
 def replace(src, dst):
     seen[0] += 1
