@@ -115,15 +115,15 @@ class _Run:
     def kept_batches(self, description: str):
         """Pass 2's batches from what pass 1 kept: ``(Batch without probs, LabelConfidence)``."""
         def read():
-            for ids, size in self.kept.index:
-                b = self.kept.read(len(ids), size)
+            for ids, b in self.kept:
                 gt = None
                 if self.has_gt:
+                    size = tuple(b["labels"].shape[-2:])
                     gt = torch.from_numpy(np.stack([self.ds.load_mask(i, size) for i in ids]).astype(np.int64))
-                labels = b["labels"].to(torch.int64)
-                conf = LabelConfidence(b["p_label"], b["best"].to(torch.int64), b["p_best"])
-                yield Batch(ids, None, labels.to(self.device), gt.to(self.device) if gt is not None else None), \
-                    LabelConfidence(*(t.to(self.device) for t in conf))
+                    gt = gt.to(self.device)
+                conf = LabelConfidence(b["p_label"].to(self.device), b["best"].to(self.device, torch.int64),
+                                       b["p_best"].to(self.device))
+                yield Batch(ids, None, b["labels"].to(self.device, torch.int64), gt), conf
         return self.track(self.timer.iterate(read(), "read"), len(self.kept.index), description)
 
     def first_pass(self) -> None:
@@ -239,21 +239,19 @@ class _Kept:
     def __init__(self):
         self.file = tempfile.TemporaryFile()
         self.index: list[tuple[list[str], tuple[int, int]]] = []
-        self._reading = False
 
     def write(self, ids: list[str], tensors: dict[str, torch.Tensor]) -> None:
         for name, dtype in self.FIELDS:
             self.file.write(np.ascontiguousarray(tensors[name].cpu().numpy().astype(dtype, copy=False)).data)
         self.index.append((list(ids), tuple(tensors["labels"].shape[-2:])))
 
-    def read(self, n: int, size: tuple[int, int]) -> dict[str, torch.Tensor]:
-        """The next batch of ``n`` images of ``size``, in the order they were written."""
-        if not self._reading:
-            self.file.seek(0)
-            self._reading = True
-        count = n * size[0] * size[1]
-        return {name: torch.from_numpy(np.fromfile(self.file, dtype=dtype, count=count).reshape(n, *size))
-                for name, dtype in self.FIELDS}
+    def __iter__(self):
+        """``(ids, {field: (B, H, W) tensor})`` per batch, in the order they were written."""
+        self.file.seek(0)
+        for ids, (h, w) in self.index:
+            count = len(ids) * h * w
+            yield ids, {name: torch.from_numpy(np.fromfile(self.file, dtype=dtype, count=count).reshape(len(ids), h, w))
+                        for name, dtype in self.FIELDS}
 
     def close(self) -> None:
         self.file.close()
