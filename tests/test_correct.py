@@ -180,3 +180,62 @@ def test_prototype_uses_dataset_prototype_for_missing_class():
     image_only = get_strategy("correction", "prototype").build({"source": "image"}).correct(
         flat._replace(labels=only_red)).labels
     assert (image_only[gt == 2] == 2).float().mean() < 0.1
+
+
+class _ZeroGNN(torch.nn.Module):
+    """A GNN whose logits are 0 whatever it is trained on: what remains is the prior and the fusion."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes, self.unused = num_classes, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, batch):
+        return x.new_zeros(x.shape[0], self.num_classes) + 0 * self.unused
+
+
+def _random_probs(inputs, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.softmax(3 * torch.randn(inputs.probs.shape, generator=g), 1)
+
+
+def test_min_clean_labels_only_superpixels_clean_enough():
+    inputs, gt = halves_inputs()
+    rng = torch.Generator().manual_seed(0)
+    labels = torch.where(torch.rand(gt.shape, generator=rng) < 0.6, gt, torch.full_like(gt, 255))
+    inputs = inputs._replace(labels=labels)  # about 60% of each superpixel clean, varying
+    counts = []
+    for min_clean in (0.0, 0.5, 0.6, 0.7):
+        corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "min_clean": min_clean})
+        for k, g in enumerate(corrector.build_graphs(inputs, Timer())):
+            n = g.node_labels.numel()
+            seg = g.segments.reshape(-1)
+            share = torch.bincount(seg, (labels[k].reshape(-1) != 255).float(), n) / torch.bincount(seg, minlength=n)
+            expect = share >= min_clean if min_clean > 0 else share > 0
+            assert torch.equal(g.node_labels >= 0, expect)
+            if k == 0:
+                counts.append(int(expect.sum()))
+    assert counts[0] > counts[2] > counts[3] and counts[0] >= counts[1] >= counts[2], counts
+
+
+def test_prior_adds_the_superpixel_mean_log_probs():
+    inputs, _ = halves_inputs()
+    inputs = inputs._replace(probs=_random_probs(inputs))
+    corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "prior": True})
+    corrector.make_model = lambda G, D, C_, gen: _ZeroGNN(C_)
+    out = corrector.correct_batch(inputs, Timer())
+    for k, g in enumerate(corrector.last_graphs):
+        n = g.node_labels.numel()
+        mean = torch.zeros(n, C).index_add_(0, g.segments.reshape(-1), inputs.probs[k].reshape(C, -1).T)
+        mean /= torch.bincount(g.segments.reshape(-1), minlength=n)[:, None]
+        assert torch.equal(out[k], mean.argmax(1)[g.segments])
+
+
+def test_fuse_with_a_constant_gnn_is_the_pixel_argmax():
+    inputs, _ = halves_inputs()
+    inputs = inputs._replace(probs=_random_probs(inputs))
+    corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": True})
+    corrector.make_model = lambda G, D, C_, gen: _ZeroGNN(C_)
+    assert torch.equal(corrector.correct_batch(inputs, Timer()), inputs.probs.argmax(1))
+    without = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": True}).correct_batch(
+        inputs._replace(probs=None), Timer())  # no probs given: the plain superpixel labels
+    assert without.shape == inputs.labels.shape
