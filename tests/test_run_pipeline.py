@@ -125,6 +125,7 @@ def test_cli_run_prints_the_quality_table_and_check_runs_nothing(shapes, tmp_pat
     (("features = true", "features = false"), ["stage 'corrected' key 'features'", "without features = true"]),
     (('split = "weak"\nlabels = "noisy"', 'split = "wek"\nlabels = "noisy"'), ["stage 'cleaned' key 'split'", "'wek'"]),
     (("epochs = 1", "epochs = 'one'"), ["stage 'clean' key 'epochs'", "an integer"]),
+    (("features = true", "features = true\nscales = [1, 'big']"), ["stage 'preds' key 'scales'", "a list of numbers"]),
     (("epochs = 1", "epochs = 1\nclass_balance = 'mean'"), ["stage 'clean'", "class_balance", "median"]),
     (("[stages.noisy]", "[stages.noisy\n"), ["p.toml", "invalid TOML"]),
     (('split = ["strong", "weak"]\n\n[stages.clean]', 'split = ["strong", "weak"]\ntarget_rate = 0.2\n\n[stages.clean]'),
@@ -170,6 +171,15 @@ def test_set_overrides_a_key_before_the_checks(shapes, tmp_path, cli):
     assert_one_line_error(cli("run", path, "--check", "--set", "stages.clean.epochs=three"),
                           "stage 'clean' key 'epochs'", "an integer", "'three'")
     assert_one_line_error(cli("run", path, "--check", "--set", "stages.clean"), "--set stages.clean", "KEY=VALUE")
+
+
+def test_predict_stage_takes_test_time_augmentation(shapes, tmp_path):
+    from noisyseg.pipeline.run import load_pipeline
+
+    path = tmp_path / "p.toml"
+    path.write_text(chain(shapes).replace("features = true", "features = true\nflip = true\nscales = [0.75, 1]", 1))
+    preds = {s.name: s for s in load_pipeline(path).stages}["preds"]
+    assert preds.values["flip"] is True and preds.values["scales"] == (0.75, 1.0)
 
 
 def test_train_stage_with_one_label_dir_for_every_split(shapes, tmp_path):

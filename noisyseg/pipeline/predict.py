@@ -18,17 +18,34 @@ from noisyseg.train.data import normalise, rescale_image, to_unit
 from noisyseg.io.jsonfile import read_json
 
 
-def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, cams: bool) -> dict[str, torch.Tensor]:
+def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, cams: bool,
+             flip: bool = False, scales: tuple[float, ...] = (1.0,)) -> dict[str, torch.Tensor]:
     """One model on a batch of ``(B, 3, H, W)`` images in [0, 1]: probs and logits at image size,
-    features on the model's grid, CAMs when asked."""
+    features on the model's grid, CAMs when asked. Test-time augmentation: probs are the mean over
+    every scale in ``scales`` (times the run's input scale) and, with ``flip``, over the mirror
+    images too (mirrored back), logits their log; features and CAMs are those of scale 1 (or the
+    first scale), unmirrored."""
     size = images.shape[-2:]
-    scale = float(config.get("input_scale", 1.0))
-    x = normalise(rescale_image(images, scale), config.get("normalisation", "imagenet"))
-    result = model(x)
-    logits = result["logits"].float()
-    if logits.shape[-2:] != size:
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    out = {"probs": torch.softmax(logits, 1), "logits": logits, "features": result["features"]}
+    base = float(config.get("input_scale", 1.0))
+    norm = config.get("normalisation", "imagenet")
+    first, total = None, 0.0
+    views = [(s, mirror) for s in (scales if 1.0 not in scales else (1.0, *(s for s in scales if s != 1.0)))
+             for mirror in ((False, True) if flip else (False,))]
+    for scale, mirror in views:
+        x = normalise(rescale_image(images, base * scale), norm)
+        result = model(x.flip(-1) if mirror else x)
+        logits = result["logits"].float()
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        total = total + torch.softmax(logits.flip(-1) if mirror else logits, 1)
+        if first is None:
+            first, first_logits = result, logits
+    result = first
+    if len(views) == 1:
+        out = {"probs": total, "logits": first_logits, "features": result["features"]}
+    else:
+        probs = total / len(views)
+        out = {"probs": probs, "logits": probs.clamp_min(1e-12).log(), "features": result["features"]}
     if cams:
         if tags is not None:
             present = torch.zeros_like(result["class_logits"], dtype=torch.bool)
@@ -82,7 +99,8 @@ def load_models(run: str | Path, device) -> tuple[list[tuple[torch.nn.Module, di
 
 def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, features: bool = False,
             device: str = "auto", batch_size: int = 4, force: bool = False, track: Track = no_track,
-            cams: bool = False, logits: bool = False) -> dict:
+            cams: bool = False, logits: bool = False, flip: bool = False,
+            scales: tuple[float, ...] = (1.0,)) -> dict:
     """Writes ``out/probs/<id>.npy`` float16 ``(C, H, W)`` and, with ``features``, ``out/features/<id>.npy``
     float16 ``(D, h, w)`` at the model's stride. With ``cams``, ``out/cams/<id>.npy`` float16 ``(C, h, w)``
     CAMs of the classification head over ``stage4`` (max-normalised per class, zero for classes absent
@@ -90,8 +108,10 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     ``out/logits/<id>.npy`` float16 ``(C, H, W)``. A run trained with ``input_scale`` s sees its
     inputs resized by s (and normalised as in training); logits are upsampled back to image size,
     features stay at the model's grid (stride ``feature_stride / s`` in image pixels). ``run`` may
-    be a fold set (``noisyseg train --folds K``): see :func:`_combine`. A rerun skips images
-    already written."""
+    be a fold set (``noisyseg train --folds K``): see :func:`_combine`. ``flip`` and
+    ``scales`` average each image's probs over its mirror image and over rescaled copies
+    (test-time augmentation; each view costs one more forward pass). A rerun skips
+    images already written."""
     ds = Dataset(dataset)
     dev = select_device(device)
     models, held = load_models(run, dev)
@@ -105,6 +125,13 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     if cams and getattr(model, "class_head", None) is None:
         raise NoisySegError(f"{run}: --cams needs a model with a classification head, found none")
     params.update({name: True for name in extra})  # absent when off, so older runs still resume
+    scales = tuple(float(v) for v in scales)
+    if not scales or min(scales) <= 0:
+        raise NoisySegError(f"predict: scales must be positive numbers, got {scales}")
+    if flip:
+        params["flip"] = True
+    if scales != (1.0,):
+        params["scales"] = list(scales)
     sizes = {i: ds.image_size(i) for i in ids}  # every image header is read before anything is written
     with OutputDir(out, "predict", params, force) as output:
         params["split"] = split
@@ -120,7 +147,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
             batches = group_by_size(todo, sizes, batch_size)
             for batch in track(batches, len(batches), f"predict {split}"):
                 images = torch.stack([to_unit(ds.load_image(i)) for i in batch]).to(dev)
-                result = _combine([_forward(m, c, images, batch, ds.tags, cams) for m, c in models], batch, held)
+                result = _combine([_forward(m, c, images, batch, ds.tags, cams, flip, scales) for m, c in models], batch, held)
                 arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
                 for k, image_id in enumerate(batch):
                     files = [probs_dir.write(image_id, arrays["probs"][k])]

@@ -283,6 +283,10 @@ def _typed(check: _Checker, at: str, value: Any, default: Any) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, dict):
         ok, expected = isinstance(value, dict), "a table"
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        expected, value = "a list of numbers", tuple(float(v) for v in value) if ok else value
     else:
         ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
     if not ok:
