@@ -42,7 +42,7 @@ def _scales(text: str) -> tuple[float, ...]:
     from noisyseg.errors import ParameterError
 
     try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
     if not values or min(values) <= 0:

@@ -28,24 +28,21 @@ def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, ca
     size = images.shape[-2:]
     base = float(config.get("input_scale", 1.0))
     norm = config.get("normalisation", "imagenet")
-    first, total = None, 0.0
-    views = [(s, mirror) for s in (scales if 1.0 not in scales else (1.0, *(s for s in scales if s != 1.0)))
+    views = [(s, mirror) for s in sorted(scales, key=lambda s: s != 1.0)  # scale 1 first: its features
              for mirror in ((False, True) if flip else (False,))]
+    probs, result, logits = 0.0, None, None
     for scale, mirror in views:
         x = normalise(rescale_image(images, base * scale), norm)
-        result = model(x.flip(-1) if mirror else x)
-        logits = result["logits"].float()
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        total = total + torch.softmax(logits.flip(-1) if mirror else logits, 1)
-        if first is None:
-            first, first_logits = result, logits
-    result = first
-    if len(views) == 1:
-        out = {"probs": total, "logits": first_logits, "features": result["features"]}
-    else:
-        probs = total / len(views)
-        out = {"probs": probs, "logits": probs.clamp_min(1e-12).log(), "features": result["features"]}
+        view = model(x.flip(-1) if mirror else x)
+        view_logits = view["logits"].float()
+        if view_logits.shape[-2:] != size:
+            view_logits = F.interpolate(view_logits, size=size, mode="bilinear", align_corners=False)
+        probs = probs + torch.softmax(view_logits.flip(-1) if mirror else view_logits, 1) / len(views)
+        if result is None:
+            result, logits = view, view_logits
+    if len(views) > 1:
+        logits = probs.clamp_min(1e-12).log()
+    out = {"probs": probs, "logits": logits, "features": result["features"]}
     if cams:
         if tags is not None:
             present = torch.zeros_like(result["class_logits"], dtype=torch.bool)

@@ -77,7 +77,6 @@ class SuperpixelCorrector(Corrector):
         self.epochs, self.lr, self.weight_decay, self.dropout = epochs, lr, weight_decay, dropout
         self.seed, self.keep_clean, self.share = seed, keep_clean, share
         self.min_clean, self.prior, self.fuse = min_clean, prior, fuse
-        self._priors: list[torch.Tensor] | None = None
         self.last_graphs: list[SuperpixelGraph] = []
 
     def make_model(self, num_graphs: int, in_features: int, num_classes: int,
@@ -86,7 +85,6 @@ class SuperpixelCorrector(Corrector):
 
     def build_graphs(self, inputs: CorrectionInputs, times: Timer) -> list[SuperpixelGraph]:
         graphs = []
-        self._priors = [] if self.prior and inputs.probs is not None else None
         for k in range(len(inputs.ids)):
             stage = {}
             graphs.append(build_superpixel_graph(inputs.images[k], inputs.features[k], inputs.labels[k],
@@ -99,23 +97,27 @@ class SuperpixelCorrector(Corrector):
                 clean = (inputs.labels[k].reshape(-1).to(seg.device) != IGNORE_INDEX).float()
                 share = torch.zeros(n, device=seg.device).index_add_(0, seg, clean) / torch.bincount(seg, minlength=n).clamp_min(1)
                 graphs[-1] = replace(g, node_labels=torch.where(share >= self.min_clean, g.node_labels, -1))
-            if self._priors is not None:
-                g = graphs[-1]
-                mean_probs = pool_node_features(inputs.probs[k].to(g.features.device), g.segments, g.features.shape[0])
-                self._priors.append(mean_probs.clamp_min(1e-6).log())
             times.add(stage)
         return graphs
 
-    def node_logits(self, graphs: list[SuperpixelGraph], num_classes: int, times: Timer) -> torch.Tensor:
-        """Trains one model per graph (batched) and returns ``(G * max_nodes, C)`` logits (padded layout)."""
+    @staticmethod
+    def log_priors(graphs: list[SuperpixelGraph], probs: torch.Tensor) -> list[torch.Tensor]:
+        """Per graph, ``(N, C)`` log of each superpixel's mean class probabilities (probs ``(B, C, H, W)``)."""
+        return [pool_node_features(probs[k].to(g.features.device), g.segments, g.features.shape[0]).clamp_min(1e-6).log()
+                for k, g in enumerate(graphs)]
+
+    def node_logits(self, graphs: list[SuperpixelGraph], num_classes: int, times: Timer,
+                    priors: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Trains one model per graph (batched) and returns ``(G * max_nodes, C)`` logits (padded layout).
+        ``priors`` (per graph ``(N, C)``) are added to the model's logits while it trains and predicts."""
         with times("train"):
             batch = batch_graphs(graphs, self_loops=True)
             generator = torch.Generator().manual_seed(self.seed)
             model = self.make_model(1 if self.share else batch.num_graphs, batch.x.shape[1], num_classes,
                                     generator).to(batch.x.device)
-            if self._priors is not None:
+            if priors is not None:
                 prior = torch.zeros(batch.num_graphs, batch.max_nodes, num_classes, device=batch.x.device)
-                for k, p in enumerate(self._priors):
+                for k, p in enumerate(priors):
                     prior[k, :p.shape[0]] = p
                 model = _WithPrior(model, prior.view(-1, num_classes))
             logits = train_transductive(model, batch, self.epochs, self.lr, self.weight_decay)
@@ -124,7 +126,8 @@ class SuperpixelCorrector(Corrector):
     def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:
         graphs = self.build_graphs(inputs, times)
         self.last_graphs = graphs
-        logits = self.node_logits(graphs, inputs.num_classes, times)
+        priors = self.log_priors(graphs, inputs.probs) if self.prior and inputs.probs is not None else None
+        logits = self.node_logits(graphs, inputs.num_classes, times, priors)
         with times("predict"):
             M = logits.shape[0] // len(graphs)
             if self.fuse and inputs.probs is not None:
