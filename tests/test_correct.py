@@ -239,3 +239,21 @@ def test_fuse_with_a_constant_gnn_is_the_pixel_argmax():
     without = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": True}).correct_batch(
         inputs._replace(probs=None), Timer())  # no probs given: the plain superpixel labels
     assert without.shape == inputs.labels.shape
+
+
+def test_crf_refines_the_posteriors_as_the_crf_corrector_does_the_probs():
+    """With a GNN that says nothing, ``crf`` is the ``crf`` corrector: on the model's probabilities
+    when fused, on uniform scores when not."""
+    inputs, _ = halves_inputs()
+    g = torch.Generator().manual_seed(1)
+    inputs = inputs._replace(probs=torch.softmax(torch.randn(inputs.probs.shape, generator=g), 1))
+    crf = get_strategy("correction", "crf").build({})
+    for fuse, probs in ((True, inputs.probs), (False, torch.full_like(inputs.probs, 1 / C))):
+        corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": fuse, "crf": True})
+        corrector.make_model = lambda G, D, C_, gen: _ZeroGNN(C_)
+        out = corrector.correct_batch(inputs, Timer())
+        expect = crf.correct_batch(inputs._replace(probs=probs), Timer())
+        assert (out == expect).float().mean() > 0.999
+        plain = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": fuse})
+        plain.make_model = corrector.make_model
+        assert (plain.correct_batch(inputs, Timer()) != out).any()  # the CRF changed something

@@ -154,6 +154,7 @@ def test_train_cli_scale_range_error(cli, shapes, tmp_path):
 
 
 def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
+    from conftest import assert_one_line_error
     from noisyseg.train.supervised import fold_block
 
     ds = Dataset(shapes)
@@ -190,6 +191,22 @@ def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
     np.testing.assert_allclose(probs.read(other, 5).astype(np.float32), mean.numpy(), atol=2e-3)
     logits = np.load(tmp_path / "p" / "logits" / f"{other}.npy").astype(np.float32)
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 0).numpy(), mean.numpy(), atol=5e-3)
+
+    # --full adds a model on every image to the same fold set (the folds resume, nothing retrained);
+    # images no fold held out then take its prediction alone, held-out ones still their fold's.
+    before = (run / "fold0" / "checkpoint.pt").stat().st_mtime_ns
+    assert cli(*base, "--folds", "2", "--full").code == 0
+    assert (run / "fold0" / "checkpoint.pt").stat().st_mtime_ns == before
+    assert json.loads((run / "folds.json").read_text())["full"] == "full"
+    assert json.loads((run / "full" / "config.json").read_text())["folds"] == 1
+    report = predict(run, shapes, "weak", tmp_path / "pf", device="cpu")
+    predict(run, shapes, "strong", tmp_path / "pf", device="cpu")
+    assert report["models"] == 3
+    full, _ = load_run(run / "full")
+    probs = ProbsDir(tmp_path / "pf" / "probs")
+    np.testing.assert_allclose(probs.read(other, 5).astype(np.float32), probs_of(full, other).numpy(), atol=2e-3)
+    np.testing.assert_allclose(probs.read(held_by_1, 5).astype(np.float32), probs_of(m1, held_by_1).numpy(), atol=2e-3)
+    assert_one_line_error(cli(*base, "--full"), "--full", "--folds")
 
 
 def test_train_on_two_splits_with_their_own_labels(cli, shapes, shapes_chain, tmp_path):

@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
                                   help="K > 1: train K models, each without one contiguous block of the split, into "
                                        "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "
                                        "probabilities (honest for calibration) and other images the folds' mean."),
+        full: bool = typer.Option(False, "--full",
+                                  help="With --folds: also train OUT/full on every image; predict then gives images "
+                                       "no fold held out the full model's prediction instead of the folds' mean "
+                                       "(a model fitted on all the masks: better, at one more training)."),
         model: str = typer.Option("efficientnet-lite0", "--model",
                                   help="Model name (see 'noisyseg plugins'): efficientnet-lite0/1/2 (ImageNet-pretrained) "
                                        "or deeplabv3plus (from scratch)."),
@@ -136,7 +140,7 @@ def register(app: typer.Typer) -> None:
                            model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                            crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
                            jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr,
-                           class_balance=class_balance, folds=folds, seed=seed,
+                           class_balance=class_balance, folds=folds, full=full, seed=seed,
                            **{k: v for k, v in semi_options.items() if v is not None and v != {}})
         if isinstance(cfg, SemiConfig):
             _semi_with_progress(cfg, force)
@@ -145,7 +149,7 @@ def register(app: typer.Typer) -> None:
         rows = []
         for k, report in enumerate(reports):
             losses = report["loss_per_epoch"]
-            rows.append(([f"fold{k}"] if folds > 1 else []) +
+            rows.append(([f"fold{k}" if k < folds else "full"] if folds > 1 else []) +
                         [report["epochs"], losses[0] if losses else float("nan"), losses[-1] if losses else float("nan"),
                          report["timings"].get("train", 0.0), report["device"]])
         ui.out.print(ui.table(f"train {cfg.split} -> {out}", (["fold"] if folds > 1 else []) +
@@ -203,7 +207,7 @@ def _train_with_progress(cfg, force: bool) -> list[dict]:
 
         if cfg.folds > 1:
             def on_fold(k: int) -> None:
-                prefix[0] = f"fold {k + 1}/{cfg.folds} "
+                prefix[0] = f"fold {k + 1}/{cfg.folds} " if k < cfg.folds else "full "
 
             return train_folds(cfg, force=force, on_step=on_step, on_fold=on_fold)
         return [train(cfg, force=force, on_step=on_step)]

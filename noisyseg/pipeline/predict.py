@@ -54,18 +54,27 @@ def _forward(model, config: dict, images: torch.Tensor, ids: list[str], tags, ca
     return out
 
 
-def _combine(outs: list[dict[str, torch.Tensor]], ids: list[str], held: dict[str, int]) -> dict[str, torch.Tensor]:
-    """Fold-set outputs -> one set: an image held out by fold k takes fold k's outputs; any other
-    image the mean of the folds' probs (logits = their log) and fold 0's features and CAMs."""
+def _combine(outs: dict[int, dict[str, torch.Tensor]], ids: list[str], held: dict[str, int],
+             rest: list[int]) -> dict[str, torch.Tensor]:
+    """The outputs of a fold set's models (model index -> outputs) -> one set: an image held out by
+    fold k takes model k's outputs; any other image the mean of the ``rest`` models' probs (logits =
+    their log; the folds, or the full model alone) and the first of them's features and CAMs."""
     if len(outs) == 1:
-        return outs[0]
-    probs = torch.stack([o["probs"] for o in outs]).mean(0)
-    merged = {"probs": probs, "logits": probs.clamp_min(1e-12).log()}
-    merged |= {name: outs[0][name].clone() for name in ("features", "cams") if name in outs[0]}
+        return next(iter(outs.values()))
+    merged = None
     for k, image_id in enumerate(ids):
-        if image_id in held:
-            for name in merged:
-                merged[name][k] = outs[held[image_id]][name][k]
+        own = [held[image_id]] if image_id in held else rest
+        if len(own) == 1:
+            one = {name: value[k] for name, value in outs[own[0]].items()}
+        else:
+            probs = torch.stack([outs[m]["probs"][k] for m in own]).mean(0)
+            one = {"probs": probs, "logits": probs.clamp_min(1e-12).log()}
+            one |= {name: outs[own[0]][name][k] for name in ("features", "cams") if name in outs[own[0]]}
+        if merged is None:
+            merged = {name: torch.empty((len(ids), *value.shape), dtype=value.dtype, device=value.device)
+                      for name, value in one.items()}
+        for name in merged:
+            merged[name][k] = one[name]
     return merged
 
 
@@ -82,16 +91,22 @@ def _read_folds(path: Path) -> dict[str, list[str]]:
     return held_out
 
 
-def load_models(run: str | Path, device) -> tuple[list[tuple[torch.nn.Module, dict]], dict[str, int]]:
-    """The model(s) of a run directory, or of a fold set made by ``noisyseg train --folds``, and
-    for a fold set which fold each held-out image belongs to."""
+def load_models(run: str | Path, device) -> tuple[list[tuple[torch.nn.Module, dict]], dict[str, int], list[int]]:
+    """The model(s) of a run directory, or of a fold set made by ``noisyseg train --folds``; for a
+    fold set also which model each held-out image takes, and the models every other image takes
+    (the folds, or the full model of ``--full``)."""
     index_path = Path(run) / FOLDS_FILE
     if not index_path.is_file():
-        return [load_run(run, device)], {}
+        return [load_run(run, device)], {}, [0]
     held_out = _read_folds(index_path)
     names = list(held_out)
     held = {image_id: k for k, name in enumerate(names) for image_id in held_out[name]}
-    return [load_run(Path(run) / name, device) for name in names], held
+    full = read_json(index_path, "a fold index written by 'noisyseg train --folds'").get("full")
+    if full is not None:
+        check_id(full, index_path)
+        names.append(full)
+    rest = [len(names) - 1] if full is not None else list(range(len(names)))
+    return [load_run(Path(run) / name, device) for name in names], held, rest
 
 
 def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, features: bool = False,
@@ -111,7 +126,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
     images already written."""
     ds = Dataset(dataset)
     dev = select_device(device)
-    models, held = load_models(run, dev)
+    models, held, rest = load_models(run, dev)
     model, config = models[0]
     if config["num_classes"] != ds.num_classes:
         raise NoisySegError(f"{run}: the model predicts {config['num_classes']} classes, "
@@ -144,7 +159,9 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
             batches = group_by_size(todo, sizes, batch_size)
             for batch in track(batches, len(batches), f"predict {split}"):
                 images = torch.stack([to_unit(ds.load_image(i)) for i in batch]).to(dev)
-                result = _combine([_forward(m, c, images, batch, ds.tags, cams, flip, scales) for m, c in models], batch, held)
+                needed = sorted({held[i] for i in batch if i in held} | (set(rest) if any(i not in held for i in batch) else set()))
+                result = _combine({k: _forward(*models[k], images, batch, ds.tags, cams, flip, scales) for k in needed},
+                                  batch, held, rest)
                 arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
                 for k, image_id in enumerate(batch):
                     files = [probs_dir.write(image_id, arrays["probs"][k])]

@@ -58,6 +58,9 @@ def train_config(dataset: str, splits: list[str], out: str, labels: str | dict |
         raise ParameterError(f"scale range: expected 0 < LO <= HI, found {given['scale_min']},{given['scale_max']}")
     if not splits or len(set(splits)) != len(splits) or any(not name or "+" in name for name in splits):
         raise ParameterError(f"{name('split')}: expected distinct split names without '+', found {', '.join(splits) or 'none'}")
+    if given["full"] and given["folds"] < 2:
+        raise ParameterError(f"{name('full')}: expected {name('folds')} K > 1 (a full model beside a fold set), "
+                             f"found {name('folds')} {given['folds']}")
     get_model(given["model"]).resolve(given["model_params"])
     base = {k: given[k] for k in (f.name for f in fields(TrainConfig)) if k in given}
     cfg = TrainConfig(dataset=str(dataset), split="+".join(splits), out=str(out), labels=labels, weights=weights,

@@ -56,6 +56,7 @@ class TrainConfig:
     class_balance: str = "none"
     folds: int = 1
     fold: int = 0
+    full: bool = False
     cls_weight: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -67,7 +68,7 @@ StepHook = Callable[[int, int, int, float], None]
 
 # Options added after a run was written take these values in its saved config.
 _DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "class_balance": "none", "folds": 1,
-             "fold": 0, "backbone_lr": 1.0}
+             "fold": 0, "backbone_lr": 1.0, "full": False}
 CLASS_BALANCES = ("none", "median")
 
 
@@ -262,10 +263,11 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
                 on_fold: Callable[[int], None] | None = None) -> list[dict]:
     """K-fold training for out-of-fold predictions: ``cfg.out/fold<k>`` is a complete run trained
     without the k-th contiguous block of the split (of each split, when several are named), and
-    ``cfg.out/folds.json`` lists the blocks.
+    ``cfg.out/folds.json`` lists the blocks. With ``cfg.full``, ``cfg.out/full`` is one more run on
+    every image.
     ``noisyseg predict`` on ``cfg.out`` then gives each held-out image its own fold's prediction
     (not fitted on it: honest probabilities for calibration) and every other image the mean of
-    the folds. Each fold resumes like a single run."""
+    the folds, or the full model's prediction when there is one. Each model resumes like a single run."""
     if cfg.folds < 2:
         raise NoisySegError(f"train_folds: folds must be >= 2, got {cfg.folds}")
     ds = Dataset(cfg.dataset)
@@ -276,6 +278,8 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
     out = Path(cfg.out)
     index = {"folds": cfg.folds, "split": cfg.split,
              "held_out": {f"fold{k}": held_out_ids(per_split, cfg.folds, k) for k in range(cfg.folds)}}
+    if cfg.full:
+        index["full"] = FULL_RUN  # absent without, so older fold sets still resume
     index_path = out / FOLDS_FILE
     with Claim(out, "noisyseg train --folds", written=lambda: any(out.glob("fold*/checkpoint.pt"))) as claim:
         saved = _read_object(index_path)
@@ -285,8 +289,8 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
             if saved == "unreadable":
                 raise InputError(index_path, "a fold index written by 'noisyseg train --folds' (or --force to start "
                                  "over)", "an unreadable file")
-            if saved != index:
-                raise OutputExistsError(out, "a fold set of another split or fold count")
+            if not isinstance(saved, dict) or {**saved, "full": None} != {**index, "full": None}:
+                raise OutputExistsError(out, "a fold set of another split or fold count")  # a full model may be added
         if saved != index:
             claim.stake(index_path)
             write_json(index_path, index)
@@ -294,8 +298,15 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
         for k in range(cfg.folds):
             if on_fold:
                 on_fold(k)
-            reports.append(train(replace(cfg, out=str(out / f"fold{k}"), fold=k), force=force, on_step=on_step))
+            reports.append(train(replace(cfg, out=str(out / f"fold{k}"), fold=k, full=False), force=force,
+                                 on_step=on_step))
+        if cfg.full:
+            if on_fold:
+                on_fold(cfg.folds)
+            reports.append(train(replace(cfg, out=str(out / FULL_RUN), folds=1, fold=0, full=False), force=force,
+                                 on_step=on_step))
         return reports
 
 
 FOLDS_FILE = "folds.json"
+FULL_RUN = "full"  # the fold set's model on every image (train --folds K --full)

@@ -16,21 +16,31 @@ superpixel's mean probabilities to the GNN's logits (the GNN learns a correction
 opinion), and ``fuse`` scores each pixel by its own log-probabilities plus its superpixel's GNN
 log-softmax (pixel detail inside a superpixel). On CamVid's holes they raise gat by about 4.5
 mIoU points (bench/RESULTS.md, 2026-12-03).
+
+``crf`` is the paper's last step ("dense CRF refines") on soft scores: the per-pixel posteriors
+(softmax of the GNN's, fused with the model's under ``fuse``) are the holes' unaries, clean pixels
+one-hots at 0.95 as in the ``crf`` corrector. (``noisyseg correct --crf`` refines any corrector's
+hard labels instead.)
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
+from noisyseg.graph.dense_crf import dense_crf_labels
 from noisyseg.graph.gnn import train_transductive
 from noisyseg.graph.superpixel_graph import (SuperpixelGraph, batch_graphs, build_superpixel_graph,
                                              pool_node_features)
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
+from noisyseg.strategies.correction.crf import crf_scores
 from noisyseg.timing import Timer
+
+CLEAN_CONFIDENCE = 0.95  # a clean pixel's unary under ``crf``: as the crf corrector's default
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),
@@ -48,6 +58,8 @@ GRAPH_PARAMS = (
           "(0: any clean pixel, as in the paper)", min=0.0, max=1.0),
     Param("fuse", bool, False, "per pixel, add the model's log-probabilities to the GNN's log-softmax (when given)"),
     Param("prior", bool, False, "add the log of the model's mean class probabilities to the GNN's logits (when given)"),
+    Param("crf", bool, False, "refine by a dense CRF whose hole unaries are the per-pixel class posteriors "
+          "(the paper's last step, on soft scores; clean pixels one-hot at 0.95)"),
 )
 
 
@@ -71,12 +83,12 @@ class SuperpixelCorrector(Corrector):
     def __init__(self, n_segments: int = 1000, compactness: float = 10.0, prune: bool = True, symmetric: bool = False,
                  epochs: int = 50, lr: float = 0.01, weight_decay: float = 5e-4, dropout: float = 0.0,
                  seed: int = 0, keep_clean: bool = True, share: bool = False, min_clean: float = 0.0,
-                 prior: bool = False, fuse: bool = False):
+                 prior: bool = False, fuse: bool = False, crf: bool = False):
         self.n_segments, self.compactness = n_segments, compactness
         self.prune, self.symmetric = prune, symmetric
         self.epochs, self.lr, self.weight_decay, self.dropout = epochs, lr, weight_decay, dropout
         self.seed, self.keep_clean, self.share = seed, keep_clean, share
-        self.min_clean, self.prior, self.fuse = min_clean, prior, fuse
+        self.min_clean, self.prior, self.fuse, self.crf = min_clean, prior, fuse, crf
         self.last_graphs: list[SuperpixelGraph] = []
 
     def make_model(self, num_graphs: int, in_features: int, num_classes: int,
@@ -130,11 +142,26 @@ class SuperpixelCorrector(Corrector):
         logits = self.node_logits(graphs, inputs.num_classes, times, priors)
         with times("predict"):
             M = logits.shape[0] // len(graphs)
-            if self.fuse and inputs.probs is not None:
-                # Per pixel: the model's log-probabilities plus its superpixel's GNN log-softmax.
-                node = torch.log_softmax(logits, 1)
-                return torch.stack([(inputs.probs[k].to(node.device).clamp_min(1e-6).log()
-                                     + node[k * M + g.segments].permute(2, 0, 1)).argmax(0)
-                                    for k, g in enumerate(graphs)])
-            pred = logits.argmax(1)
-            return torch.stack([pred[k * M + g.segments] for k, g in enumerate(graphs)])
+            if not (self.fuse or self.crf):
+                pred = logits.argmax(1)
+                return torch.stack([pred[k * M + g.segments] for k, g in enumerate(graphs)])
+            scores = self.pixel_log_posteriors(logits, graphs, inputs.probs if self.fuse else None)
+            if not self.crf:
+                return scores.argmax(1)
+        with times("crf"):
+            unaries = crf_scores(scores.softmax(1), inputs.labels.to(scores.device).long(), CLEAN_CONFIDENCE)
+            images = inputs.images.cpu().numpy()
+            return torch.from_numpy(np.stack([dense_crf_labels(u, im) for u, im in zip(unaries.cpu().numpy(), images)]))
+
+    @staticmethod
+    def pixel_log_posteriors(logits: torch.Tensor, graphs: list[SuperpixelGraph],
+                             probs: torch.Tensor | None) -> torch.Tensor:
+        """``(B, C, H, W)`` per pixel: its superpixel's GNN log-softmax (``logits`` in the padded
+        layout, ``(G * max_nodes, C)``), plus the model's log-probabilities ``probs`` ``(B, C, H, W)``
+        when given (``fuse``); unnormalised."""
+        M = logits.shape[0] // len(graphs)
+        node = torch.log_softmax(logits, 1)
+        scores = torch.stack([node[k * M + g.segments].permute(2, 0, 1) for k, g in enumerate(graphs)])
+        if probs is not None:
+            scores = scores + probs.to(scores.device).float().clamp_min(1e-6).log()
+        return scores
