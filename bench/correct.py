@@ -84,13 +84,15 @@ def main() -> None:
     ap.add_argument("--probs", default=None)
     ap.add_argument("--split", default="train")
     ap.add_argument("--limit", type=int, default=40, help="images, spread evenly over the split (0 = all)")
-    ap.add_argument("--strategies", default=",".join(DEFAULT), help="comma list; NAME+crf adds --crf")
+    ap.add_argument("--strategies", default=",".join(DEFAULT),
+                    help="comma list; NAME+crf adds --crf; NAME@TAG is a second row of NAME with its own -p NAME@TAG:k=v")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--oracle", action="store_true", help="trusted labels replaced by the ground truth (corrector alone)")
     ap.add_argument("--per-class", action="store_true", help="also print per-class IoU")
-    ap.add_argument("-p", "--param", action="append", default=[], help="NAME:key=value for one strategy")
+    ap.add_argument("-p", "--param", action="append", default=[],
+                    help="NAME:key=value for one strategy (NAME@TAG:key=value for that row alone)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,11 +133,12 @@ def main() -> None:
         add_row("clean model's argmax", argmax_of(ds, probs))
         add_row("cleaned labels (input)" + (", oracle" if args.oracle else ""), from_dir(ds, cleaned), fills_holes=False)
         for entry in args.strategies.split(","):
-            name, _, extra = entry.partition("+")
-            report = correct(args.data, args.split, cleaned, name, Path(tmp) / entry.replace("+", "_"),
-                             features=features, probs=probs, params=params.get(name), crf=extra == "crf",
+            name, _, extra = entry.partition("@")[0].partition("+")
+            out = Path(tmp) / entry.replace("+", "_").replace("@", "_")
+            report = correct(args.data, args.split, cleaned, name, out, features=features, probs=probs,
+                             params=params.get(entry, params.get(name)), crf=extra == "crf",
                              device=args.device, batch_size=args.batch_size, ids=ids)
-            add_row(entry, from_dir(ds, Path(tmp) / entry.replace("+", "_")), report["seconds_per_image"])
+            add_row(entry, from_dir(ds, out), report["seconds_per_image"])
             t = report["timings"]
             console.print(f"{entry}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), style="dim")
     title = f"correct {args.split}, {len(ids)} images{', oracle seeds' if args.oracle else ''}"
