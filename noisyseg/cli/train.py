@@ -30,11 +30,11 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per step."),
         lr: float = typer.Option(0.02, "--lr", min=0.0, help="Initial learning rate of the head (poly decay)."),
-        crop_size: int = typer.Option(256, "--crop-size", min=16, help="Square training crop, after random scaling."),
-        scale_range: str = typer.Option("0.75,1.25", "--scale-range", help="Random rescaling range LO,HI applied before cropping."),
+        crop_size: int = typer.Option(320, "--crop-size", min=16, help="Square training crop, after random scaling."),
+        scale_range: str = typer.Option("0.5,1.5", "--scale-range", help="Random rescaling range LO,HI applied before cropping."),
         input_scale: float = typer.Option(1.0, "--input-scale", min=0.05, max=4.0,
                                           help="Resize every image by this factor first; predict uses the same (0.5 trains ~4x faster)."),
-        jitter: float = typer.Option(0.0, "--jitter", min=0.0, max=0.9,
+        jitter: float = typer.Option(0.4, "--jitter", min=0.0, max=0.9,
                                      help="Colour jitter strength: brightness, contrast, saturation, gamma factors in [1-j, 1+j]."),
         normalisation: str = typer.Option("model", "--normalisation",
                                           help="Input normalisation: model (what the model's weights expect: tf for "
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         backbone_lr: float = typer.Option(0.5, "--backbone-lr", min=0.0,
                                           help="Learning-rate multiplier of the model's pretrained backbone (the head "
                                                "learns at --lr, the backbone at --lr x this)."),
-        class_balance: str = typer.Option("none", "--class-balance",
+        class_balance: str = typer.Option("median", "--class-balance",
                                           help="none, or median: weigh each class's pixels by median frequency / its "
                                                "frequency (Eigen & Fergus), so thin rare classes are not drowned out."),
         folds: int = typer.Option(1, "--folds", min=1, max=20,
