@@ -27,20 +27,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.graph.dense_crf import dense_crf_labels
 from noisyseg.graph.gnn import train_transductive
 from noisyseg.graph.superpixel_graph import (SuperpixelGraph, batch_graphs, build_superpixel_graph,
                                              pool_node_features)
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
-from noisyseg.strategies.correction.crf import crf_scores
+from noisyseg.strategies.correction.crf import DenseCRF
 from noisyseg.timing import Timer
-
-CLEAN_CONFIDENCE = 0.95  # a clean pixel's unary under ``crf``: as the crf corrector's default
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),
@@ -148,10 +144,8 @@ class SuperpixelCorrector(Corrector):
             scores = self.pixel_log_posteriors(logits, graphs, inputs.probs if self.fuse else None)
             if not self.crf:
                 return scores.argmax(1)
-        with times("crf"):
-            unaries = crf_scores(scores.softmax(1), inputs.labels.to(scores.device).long(), CLEAN_CONFIDENCE)
-            images = inputs.images.cpu().numpy()
-            return torch.from_numpy(np.stack([dense_crf_labels(u, im) for u, im in zip(unaries.cpu().numpy(), images)]))
+        # The crf corrector's mean field (clean pixels one-hot at its default 0.95), on the posteriors.
+        return DenseCRF().correct_batch(inputs._replace(probs=scores.softmax(1)), times)
 
     @staticmethod
     def pixel_log_posteriors(logits: torch.Tensor, graphs: list[SuperpixelGraph],
