@@ -246,8 +246,9 @@ def test_crf_refines_the_posteriors_as_the_crf_corrector_does_the_probs():
     when fused, on uniform scores when not."""
     inputs, _ = halves_inputs()
     g = torch.Generator().manual_seed(1)
-    inputs = inputs._replace(probs=torch.softmax(torch.randn(inputs.probs.shape, generator=g), 1))
+    inputs = inputs._replace(probs=torch.softmax(2.5 * torch.randn(inputs.probs.shape, generator=g), 1))
     crf = get_strategy("correction", "crf").build({})
+    outs = []
     for fuse, probs in ((True, inputs.probs), (False, torch.full_like(inputs.probs, 1 / C))):
         corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": fuse, "crf": True})
         corrector.make_model = lambda G, D, C_, gen: _ZeroGNN(C_)
@@ -257,3 +258,5 @@ def test_crf_refines_the_posteriors_as_the_crf_corrector_does_the_probs():
         plain = get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": fuse})
         plain.make_model = corrector.make_model
         assert (plain.correct_batch(inputs, Timer()) != out).any()  # the CRF changed something
+        outs.append(out)
+    assert (outs[0] != outs[1]).float().mean() > 0.01  # fused, the model's probabilities steer the holes
