@@ -191,3 +191,27 @@ def test_train_stage_with_one_label_dir_for_every_split(shapes, tmp_path):
     run_pipeline(load_pipeline(path))
     config = json.loads((tmp_path / "p" / "m" / "config.json").read_text())
     assert config["labels"] == str((tmp_path / "p" / "noisy").resolve())
+
+
+def test_only_runs_a_stage_and_what_it_reads_until_stops_after_one(shapes, tmp_path, cli):
+    from noisyseg.pipeline.run import load_pipeline, planned, run_pipeline, select
+
+    path = tmp_path / "p.toml"
+    path.write_text(chain(shapes))
+    p = load_pipeline(path)
+    assert [s.name for s in select(p, until="preds").stages] == ["noisy", "clean", "preds"]
+    # corrected reads cleaned, which reads noisy and preds, which reads clean; final and report are not needed
+    assert [s.name for s in select(p, only=["corrected"]).stages] == ["noisy", "clean", "preds", "cleaned", "corrected"]
+    assert [s.name for s in select(p, only=["noisy", "clean"]).stages] == ["noisy", "clean"]
+    assert ran(run_pipeline(select(p, until="clean"))) == ["noisy", "clean"]
+    ws = tmp_path / "ws"
+    assert not (ws / "preds").exists()
+    assert ran(run_pipeline(select(p, only=["cleaned"]))) == ["preds", "cleaned"]
+    assert [a["action"] for a in planned(p)] == ["skip"] * 4 + ["run"] * 3
+
+    result = cli("run", path, "--only", "corrected", "--check")
+    assert result.code == 0 and "corrected" in result.out and "final" not in result.out, result.err
+    assert_one_line_error(cli("run", path, "--only", "corected"), "--only", str(path), "cleaned", "'corected'")
+    assert_one_line_error(cli("run", path, "--until", "fnal"), "--until", "'fnal'")
+    assert_one_line_error(cli("run", path, "--only", "clean", "--until", "preds"), "--only and --until")
+    assert not (ws / "corrected").exists()

@@ -21,7 +21,12 @@ def register(app: typer.Typer) -> None:
         overrides: List[str] = typer.Option([], "--set",
                                             help="Override one key of the file: stages.NAME.KEY=VALUE (a TOML "
                                                  "value, e.g. stages.clean.epochs=50; repeatable)."),
-        force: bool = typer.Option(False, "--force", help="Run every stage again from scratch."),
+        only: List[str] = typer.Option([], "--only", metavar="STAGE",
+                                       help="Run this stage and the earlier ones it reads from, nothing else "
+                                            "(repeatable)."),
+        until: Optional[str] = typer.Option(None, "--until", metavar="STAGE",
+                                            help="Run the stages up to and including this one, nothing after."),
+        force: bool = typer.Option(False, "--force", help="Run every stage again from scratch (of those selected)."),
         check: bool = typer.Option(False, "--check", help="Check the file and show what would run; run nothing."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ):
@@ -32,9 +37,10 @@ def register(app: typer.Typer) -> None:
         interrupted one and reruns a changed stage and everything that depends on it. Ends with
         a table of label quality per stage where the dataset has ground truth."""
         from noisyseg.cli import ui
-        from noisyseg.pipeline.run import load_pipeline, planned, run_pipeline
+        from noisyseg.pipeline.run import load_pipeline, planned, run_pipeline, select
 
         p = load_pipeline(pipeline, dataset=dataset, workspace=workspace, device=device, overrides=overrides)
+        p = select(p, only=only, until=until)
         if check:
             rows = [[s["stage"], s["command"], "+".join(s["splits"]), s["action"]] for s in planned(p, force)]
             ui.out.print(ui.table(f"{pipeline} -> {p.workspace}", ["stage", "command", "splits", "would"], rows))

@@ -36,6 +36,7 @@ changed, resumed when it was interrupted, and skipped when it finished with the 
 (``WORKSPACE/.noisyseg-pipeline.json`` records them). The run ends with one table of label quality
 per stage and split where the dataset has ground truth (labels for corrupt, detect, correct and
 pseudo-label stages; the argmax of predict stages), also written to ``WORKSPACE/pipeline.json``.
+``select`` cuts a pipeline to some stages (``noisyseg run --only/--until``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import json
 import re
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -307,6 +308,41 @@ def _fingerprint(pipeline: Pipeline, stage: Stage, fingerprints: dict[str, str])
     text = json.dumps({"command": stage.cmd.name, "dataset": str(pipeline.dataset.resolve()), "splits": stage.splits,
                        "values": {k: plain(v) for k, v in stage.values.items()}}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _depends(value: Any) -> set[str]:
+    """Names of the stages a stage value reads from."""
+    if isinstance(value, Ref):
+        return {value.stage}
+    if isinstance(value, dict):
+        return set().union(*map(_depends, value.values()))
+    return set()
+
+
+def select(pipeline: Pipeline, only: list[str] | None = None, until: str | None = None) -> Pipeline:
+    """The pipeline cut down to some of its stages (file order kept): ``until`` keeps the stages up
+    to and including that one; ``only`` keeps the named stages and the earlier stages they read
+    from, directly or not (finished ones are then skipped as usual). ``ParameterError`` for a
+    name the file does not declare, or for both at once."""
+    names = [s.name for s in pipeline.stages]
+    asked = [*(only or []), *([until] if until else [])]
+    for name in asked:
+        if name not in names:
+            option = "--until" if name == until and name not in (only or []) else "--only"
+            raise ParameterError(f"{option}: expected a stage of {pipeline.path} ({', '.join(names)}), found '{name}'")
+    if only and until:
+        raise ParameterError(f"--only and --until: expected one of them, found both ({', '.join(only)}; {until})")
+    if until:
+        keep = set(names[:names.index(until) + 1])
+    elif only:
+        keep = set(only)
+        for stage in reversed(pipeline.stages):  # a stage only reads from earlier ones
+            if stage.name in keep:
+                for v in stage.values.values():
+                    keep |= _depends(v)
+    else:
+        return pipeline
+    return replace(pipeline, stages=[s for s in pipeline.stages if s.name in keep])
 
 
 def run_pipeline(pipeline: Pipeline, force: bool = False, track: Track = no_track,
