@@ -260,3 +260,25 @@ def test_crf_refines_the_posteriors_as_the_crf_corrector_does_the_probs():
         assert (plain.correct_batch(inputs, Timer()) != out).any()  # the CRF changed something
         outs.append(out)
     assert (outs[0] != outs[1]).float().mean() > 0.01  # fused, the model's probabilities steer the holes
+
+
+def test_gnn_weight_scales_the_gnn_term_and_zero_leaves_the_crf_corrector():
+    """``gnn_weight`` multiplies the GNN's log-softmax in the fused scores (closed form on the
+    static method); at 0 a trained GAT with ``fuse`` and ``crf`` gives the crf corrector's labels,
+    at 1 it does not."""
+    inputs, _ = halves_inputs()
+    g = torch.Generator().manual_seed(2)
+    probs = torch.softmax(2.5 * torch.randn(inputs.probs.shape, generator=g), 1)
+    inputs = inputs._replace(probs=probs)
+    corrector = get_strategy("correction", "gat").build(SMALL_GRAPH)
+    graphs = corrector.build_graphs(inputs, Timer())
+    logits = corrector.node_logits(graphs, C, Timer())
+    score = {w: corrector.pixel_log_posteriors(logits, graphs, probs, w) for w in (0.0, 1.0, 2.5)}
+    torch.testing.assert_close(score[0.0], probs.clamp_min(1e-6).log())
+    torch.testing.assert_close(score[2.5] - score[0.0], 2.5 * (score[1.0] - score[0.0]))
+
+    crf = get_strategy("correction", "crf").build({}).correct_batch(inputs, Timer())
+    fused = {w: get_strategy("correction", "gat").build({**SMALL_GRAPH, "fuse": True, "crf": True, "gnn_weight": w})
+             .correct_batch(inputs, Timer()) for w in (0.0, 1.0)}
+    assert torch.equal(fused[0.0], crf)
+    assert (fused[1.0] != crf).float().mean() > 0.01
