@@ -3,6 +3,7 @@
 # does is written there), then its figures, one table per stage (bench/pretrained_table.py).
 # Usage: bench/camvid_pretrained.sh [OUT]            (default out/pretrained)
 #   env: EPOCHS (clean model, 80), FOLDS (3), FINAL_EPOCHS (20): shorter runs of the same chain;
+#        UNTIL=STAGE: stop after that stage (noisyseg run --until; e.g. UNTIL=preds-final-gt-0: one seed);
 #        SET="stages.NAME.KEY=VALUE ..." any other key of the file (e.g. weak labels from a weak
 #        teacher: SET="stages.cleaned-small-loss.labels=DIR stages.final-noisy-0.labels.weak=DIR ...")
 # Several hours on 2 idle CPU cores with the defaults (full resolution; EPOCHS=80 FINAL_EPOCHS=6: about
@@ -20,5 +21,5 @@ for what in noisy corrected gt cleaned; do
 done
 for item in ${SET:-}; do sets+=(--set "$item"); done
 set -x
-$NS run bench/pipelines/camvid_pretrained.toml --dataset "$DATA" --workspace "$OUT" "${sets[@]}"
+$NS run bench/pipelines/camvid_pretrained.toml --dataset "$DATA" --workspace "$OUT" "${sets[@]}" ${UNTIL:+--until "$UNTIL"}
 $PY bench/pretrained_table.py "$OUT" strong weak "$DATA"

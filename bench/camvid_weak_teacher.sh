@@ -3,7 +3,7 @@
 # (the same backbone trained on 15 of strong's 90 masks, spread over its sequences), whose errors
 # repeat across neighbouring frames as real pseudo-masks do. Then the chain's own clean model
 # (bench/camvid_pretrained.sh, run first) judges them: small-loss with θ auto calibrated on the
-# other 75 strong images' teacher labels, and confident; its holes filled by crf, nearest and gat.
+# other 75 strong images' teacher labels, and confident; its holes filled by crf, nearest, gat and gat-plus.
 # Usage: bench/camvid_weak_teacher.sh [CHAIN_OUT] [OUT]   (defaults out/pretrained, CHAIN_OUT/teacher)
 #   env: TEACHER_EPOCHS (60). About 10 minutes on 2 idle CPU cores once the chain has run.
 set -euo pipefail
@@ -38,6 +38,11 @@ for strategy in crf nearest gat; do
   $NS correct "$VIEW" --split weak --labels "$OUT/cleaned-small-loss" --features "$CHAIN/preds/features" \
       --probs "$CHAIN/preds/probs" --strategy "$strategy" --out "$OUT/corrected-$strategy"
 done
+# gat-plus: the chain's stage of that name (bench/pipelines/camvid_pretrained.toml)
+$NS correct "$VIEW" --split weak --labels "$OUT/cleaned-small-loss" --features "$CHAIN/preds/features" \
+    --probs "$CHAIN/preds/probs" --strategy gat -p min_clean=0.5 -p prior=true -p fuse=true -p gnn_weight=0.5 \
+    -p crf=true -p n_segments=3000 --out "$OUT/corrected-gat-plus"
 $NS evaluate "$VIEW" --split weak --probs "$CHAIN/preds/probs" --labels "$OUT/noisy" \
     --labels "$OUT/cleaned-small-loss" --labels "$OUT/cleaned-confident" \
-    --labels "$OUT/corrected-crf" --labels "$OUT/corrected-nearest" --labels "$OUT/corrected-gat"
+    --labels "$OUT/corrected-crf" --labels "$OUT/corrected-nearest" --labels "$OUT/corrected-gat" \
+    --labels "$OUT/corrected-gat-plus"
