@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/semi.py [--out out/semi] [--methods supervised,unimatch,fixmatch,u2pl,pseudoseg]
                                    [--seeds 0,1] [--epochs 20] [--data ../shared/datasets/camvid]
-                                   [--table-only]
+                                   [--extra OPTS] [--semi-extra OPTS] [--table-only]
 
 For each method and seed: ``noisyseg train DATA --split LAB [--unlabelled UNL] --method M
 --val-split VAL`` into OUT/runs/M-SEED (the supervised baseline is the same loop without the
@@ -13,7 +13,10 @@ finishes what was interrupted and only reads what is done; ``--table-only`` neve
 Defaults: CamVid, 90 masks (strong) + 277 unlabelled images (weak), the pretrained
 efficientnet-lite0 at half resolution (the recipe of bench/camvid_pretrained.sh). An epoch of a
 semi-supervised run is a pass over the unlabelled split; the supervised baseline gets the same
-number of optimiser steps (``--supervised-epochs`` overrides). The table: method, test mIoU per
+number of optimiser steps (``--supervised-epochs`` overrides). ``--extra`` adds train options to
+every run, ``--semi-extra`` to the semi-supervised runs only: on CamVid's street scenes
+``--semi-extra "--warmup-epochs 8 --threshold 0"`` (every pixel's pseudo-label counts, after 272
+supervised-only steps) is the recipe measured in bench/RESULTS.md. The table: method, test mIoU per
 seed and their mean, seconds per optimiser step, peak memory (the training process's peak RSS on
 the CPU, torch's peak allocation on a GPU), the best validation mIoU and which model it was.
 
@@ -78,7 +81,7 @@ def run(args, ds: Dataset, method: str, seed: int) -> Path:
             if args.unlabelled_weights:
                 words += ["--weights", f"{args.unlabelled}={args.unlabelled_weights}"]
     else:
-        words += ["--unlabelled", args.unlabelled, "--epochs", args.epochs]
+        words += ["--unlabelled", args.unlabelled, "--epochs", args.epochs, *shlex.split(args.semi_extra)]
         if args.unlabelled_labels:
             words += ["--unlabelled-labels", args.unlabelled_labels]
             if args.unlabelled_weights:
@@ -110,7 +113,10 @@ def main() -> None:
     p.add_argument("--test", default="test")
     p.add_argument("--device", default="auto")
     p.add_argument("--recipe", default=RECIPE, help="train options shared by every run")
-    p.add_argument("--extra", default="", help="more train options, e.g. '--accumulate 2'")
+    p.add_argument("--extra", default="", help="more train options of every run, e.g. '--accumulate 2'")
+    p.add_argument("--semi-extra", default="",
+                   help="train options of the semi-supervised runs only, e.g. the street-scene recipe "
+                        "'--warmup-epochs 8 --threshold 0'")
     p.add_argument("--unlabelled-labels", default=None,
                    help="label dir of UNL (noisy, cleaned, corrected): semi runs get --unlabelled-labels, the "
                         "supervised baseline trains on LAB + UNL with these labels")

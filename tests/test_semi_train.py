@@ -12,6 +12,7 @@ from noisyseg.hookspecs import hookimpl
 from noisyseg.io import ProbsDir
 from noisyseg.strategies.pseudo_labeling import PseudoLabeler, PseudoLabels
 from noisyseg.strategies.spec import Param, StrategySpec
+from noisyseg.errors import OutputExistsError
 from noisyseg.train.checkpoint import load_checkpoint
 from noisyseg.train.semi import SemiConfig, train_semi
 from conftest import assert_same_checkpoints
@@ -132,6 +133,20 @@ def test_cli_semi_run_predict_and_best_checkpoint(cli, shapes, tmp_path):
     other = cli("train", shapes, "--split", "strong", "--unlabelled", "weak", "--method", "fixmatch", "--out", run,
                 *TINY_CLI, "--epochs", "2", "--device", "cpu")
     assert other.code == 2 and "another configuration" in other.err
+
+
+def test_resume_a_run_saved_before_an_option_existed(shapes, tmp_path):
+    """A config.json without a newer option's key is the same run when the option is at its
+    default (what the older run did); a run saved with another value is refused."""
+    run = tmp_path / "run"
+    train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
+    config = json.loads((run / "config.json").read_text())
+    assert config.pop("balance_pseudo") is False
+    (run / "config.json").write_text(json.dumps(config))
+    resumed = train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
+    assert resumed["resumed_from_epoch"] == 1
+    with pytest.raises(OutputExistsError):
+        train_semi(_cfg(shapes, run, method="fixmatch", epochs=1, balance_pseudo=True))
 
 
 def test_noisy_labels_stream_and_weights(shapes, shapes_chain, tmp_path):

@@ -24,7 +24,7 @@ import copy
 import json
 import resource
 import time
-from dataclasses import asdict, replace
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -55,8 +55,11 @@ CONTRAST_ALPHA = 0.2  # U2PL's share of unreliable pixels for the negatives (α_
 
 
 def _same_run(saved: dict, config: dict) -> bool:
+    """Same configuration, but for device and out; an option the saved run predates counts as its
+    default (which is what that run did)."""
+    defaults = {f.name: f.default for f in fields(SemiConfig) if f.default is not MISSING}
     keys = (set(saved) | set(config)) - {"device", "out"}
-    return all(saved.get(k) == config.get(k) for k in keys)
+    return all(saved.get(k, defaults.get(k)) == config.get(k) for k in keys)
 
 
 def _strategy(kind: str, name: str | None, params: dict):
@@ -194,7 +197,7 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
     unl_stream = Stream("unlabelled", unlabelled_ids, cfg.seed, endless=False) if unlabelled_ids else None
     step_fn = SemiStep(plan, model, student, teacher, pseudo, weighter, contrast, sgc_call, ds.num_classes,
                        cfg.normalisation, cfg.seed, dist, class_weights, labelled_weights=cfg.weights is not None,
-                       tags=ds.tags, stream_labels=bool(cfg.unlabelled_labels))
+                       tags=ds.tags, stream_labels=bool(cfg.unlabelled_labels), balance_pseudo=cfg.balance_pseudo)
     validator = None
     if cfg.val_split:
         val_ids = ds.ids(cfg.val_split)
