@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
                                               help="self (the model's own detached prediction) or ema (a mean teacher)."),
         threshold: Optional[float] = typer.Option(None, "--threshold", rich_help_panel=SEMI,
                                                   help="Confidence threshold of the pseudo-labels (low-confidence "
-                                                       "pixels stay in the loss's denominator)."),
+                                                       "pixels stay in the loss's denominator); 0 counts every pixel, "
+                                                       "which wants --warmup-epochs first."),
         strong_aug: Optional[str] = typer.Option(None, "--strong-aug", rich_help_panel=SEMI,
                                                  help="Ops of the strong view: comma list of colour, grey, blur, "
                                                       "cutmix, cutout, or none."),
@@ -99,7 +100,8 @@ def register(app: typer.Typer) -> None:
         ema_decay: Optional[float] = typer.Option(None, "--ema-decay", rich_help_panel=SEMI,
                                                   help="Largest EMA decay of the teacher (0.99)."),
         warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, rich_help_panel=SEMI,
-                                                    help="Supervised-only epochs first (u2pl: 1)."),
+                                                    help="Supervised-only epochs first (u2pl: 1): a model that "
+                                                         "already segments makes the first pseudo-labels."),
         contrastive_weight: Optional[float] = typer.Option(None, "--contrastive-weight", min=0.0,
                                                            rich_help_panel=SEMI,
                                                            help="Weight of U2PL's contrastive term (u2pl: 0.1)."),
