@@ -12,7 +12,6 @@ from noisyseg.errors import ParameterError
 from noisyseg.train.semi import SemiConfig, plan
 from noisyseg.train.semi.distributed import Dist
 from noisyseg.train.semi.losses import confidence_keep, masked_sum, pixel_loss
-from noisyseg.train.semi.step import SemiStep, Targets
 from noisyseg.train.semi.teacher import ema_decay, ema_update, teacher_mode
 
 
@@ -122,36 +121,8 @@ def test_presets_and_overrides():
     (dict(method="fixmatch", lr_scaling="sqrt"), "--lr-scaling"),
     (dict(method="u2pl", epochs=1), "warm-up"),
     (dict(method="fixmatch", unlabelled=None), "expected an unlabelled split"),
-    (dict(method="fixmatch", balance_pseudo=True, class_balance="none"), "--balance-pseudo: expected --class-balance"),
 ])
 def test_plan_errors(kw, fragment):
     base = {"unlabelled": "weak"} | kw
     with pytest.raises(ParameterError, match=fragment):
         plan(SemiConfig(dataset="d", split="strong", out="o", **base))
-
-
-def test_balance_pseudo_weighs_each_pseudo_label_by_its_class():
-    """--balance-pseudo: L_u = Σ keep · w_class(target) · w · CE / Σ view, the class weights those of L_x."""
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 3, 4, 5, generator=g)
-    hard = torch.randint(0, 3, (2, 4, 5), generator=g)
-    hard[0, 0, :2] = 255
-    conf = torch.rand(2, 4, 5, generator=g)
-    inside = torch.ones(2, 4, 5, dtype=torch.bool)
-    inside[1, 3] = False
-    weights = torch.rand(2, 4, 5, generator=g)
-    class_weights = torch.tensor([0.5, 4.0, 1.0])
-
-    def term(balance: bool) -> torch.Tensor:
-        cfg = _cfg(method="fixmatch", threshold=0.3, balance_pseudo=balance)
-        step = SemiStep(plan(cfg), None, None, None, None, None, None, None, 3, "imagenet", 0, Dist(),
-                        class_weights=class_weights, balance_pseudo=cfg.balance_pseudo)
-        return step.unsupervised(logits, Targets(hard, None, conf, weights, inside))
-
-    ce = pixel_loss("ce", logits, hard)
-    keep = (hard != 255) & (conf >= 0.3) & inside
-    by_class = class_weights[hard.clamp(max=2)]
-    expected = (ce * keep * weights * by_class).sum() / inside.sum()
-    torch.testing.assert_close(term(True), expected)
-    torch.testing.assert_close(term(False), (ce * keep * weights).sum() / inside.sum())
-    assert not torch.allclose(term(True), term(False))

@@ -141,12 +141,12 @@ def test_resume_a_run_saved_before_an_option_existed(shapes, tmp_path):
     run = tmp_path / "run"
     train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
     config = json.loads((run / "config.json").read_text())
-    assert config.pop("balance_pseudo") is False
+    assert config.pop("lr_scaling") == "none"
     (run / "config.json").write_text(json.dumps(config))
     resumed = train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
     assert resumed["resumed_from_epoch"] == 1
     with pytest.raises(OutputExistsError):
-        train_semi(_cfg(shapes, run, method="fixmatch", epochs=1, balance_pseudo=True))
+        train_semi(_cfg(shapes, run, method="fixmatch", epochs=1, lr_scaling="linear"))
 
 
 def test_noisy_labels_stream_and_weights(shapes, shapes_chain, tmp_path):

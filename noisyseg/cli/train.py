@@ -105,9 +105,6 @@ def register(app: typer.Typer) -> None:
         contrastive_weight: Optional[float] = typer.Option(None, "--contrastive-weight", min=0.0,
                                                            rich_help_panel=SEMI,
                                                            help="Weight of U2PL's contrastive term (u2pl: 0.1)."),
-        balance_pseudo: bool = typer.Option(False, "--balance-pseudo", rich_help_panel=SEMI,
-                                            help="Weigh each pseudo-labelled pixel by its class's --class-balance "
-                                                 "weight, as labelled pixels are."),
         val_split: Optional[str] = typer.Option(None, "--val-split", rich_help_panel=SEMI,
                                                 help="Split with masks scored after every epoch (student and "
                                                      "teacher mIoU); model.pt keeps the best."),
@@ -137,8 +134,7 @@ def register(app: typer.Typer) -> None:
                         "weighting_params": parse_assignments(weighting_param), "teacher": teacher,
                         "threshold": threshold, "strong_aug": strong_aug, "unsup_loss": unsup_loss,
                         "ema_decay": ema_decay, "warmup_epochs": warmup_epochs,
-                        "contrastive_weight": contrastive_weight, "balance_pseudo": balance_pseudo,
-                        "val_split": val_split, "accumulate": accumulate,
+                        "contrastive_weight": contrastive_weight, "val_split": val_split, "accumulate": accumulate,
                         "lr_scaling": lr_scaling}
         cfg = train_config(str(dataset), list(split), str(out), labels=_per_split(labels, split, "--labels"),
                            weights=_per_split(weights, split, "--weights"), device=device,

@@ -17,9 +17,7 @@ supervised     -        -                   -          -      -                 
 
 L_n is the cross-entropy of the unlabelled stream's own labels (``--unlabelled-labels``, with
 ``--unlabelled-weights``), added whenever the stream has labels; L_cls the tag BCE on labelled
-images (``cls_weight``, 0.1 unless the method says otherwise). Under ``--balance-pseudo`` every
-pseudo-label term (L_s, L_fp, L_u) weighs a pixel by its target class's median-frequency weight, as
-L_x does.
+images (``cls_weight``, 0.1 unless the method says otherwise).
 """
 
 from __future__ import annotations
@@ -44,8 +42,7 @@ class SemiConfig(TrainConfig):
     ``lr_scaling="linear"`` multiplies ``lr`` by the number of processes (the rate is stated for one
     process's batch and grows with the total batch). Fields left None take the method's preset.
     ``pseudo_params`` / ``weighting_params`` are the strategies' ``-p`` values; ``weighting="none"``
-    switches a preset's weighting off. ``balance_pseudo`` weighs each pseudo-labelled pixel by its
-    target class's ``class_balance`` weight, as the labelled pixels are (needs ``class_balance="median"``).
+    switches a preset's weighting off.
     """
 
     unlabelled: str | None = None
@@ -64,7 +61,6 @@ class SemiConfig(TrainConfig):
     ema_decay: float | None = None
     warmup_epochs: int | None = None
     contrastive_weight: float | None = None
-    balance_pseudo: bool = False
     val_split: str | None = None
     accumulate: int = 1
     lr_scaling: str = "none"
@@ -135,9 +131,6 @@ def plan(cfg: SemiConfig) -> Plan:
         raise ParameterError(f"--lr-scaling: expected {' or '.join(LR_SCALINGS)}, found '{cfg.lr_scaling}'")
     if cfg.accumulate < 1:
         raise ParameterError(f"--accumulate: expected an integer >= 1, found {cfg.accumulate}")
-    if cfg.balance_pseudo and cfg.class_balance == "none":
-        raise ParameterError("--balance-pseudo: expected --class-balance median (the weights it applies to the "
-                             "pseudo-labels), found --class-balance none")
     if cfg.folds > 1:
         raise ParameterError("--folds: semi-supervised training trains one model; expected 1 fold, found "
                              f"{cfg.folds}")

@@ -197,7 +197,7 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
     unl_stream = Stream("unlabelled", unlabelled_ids, cfg.seed, endless=False) if unlabelled_ids else None
     step_fn = SemiStep(plan, model, student, teacher, pseudo, weighter, contrast, sgc_call, ds.num_classes,
                        cfg.normalisation, cfg.seed, dist, class_weights, labelled_weights=cfg.weights is not None,
-                       tags=ds.tags, stream_labels=bool(cfg.unlabelled_labels), balance_pseudo=cfg.balance_pseudo)
+                       tags=ds.tags, stream_labels=bool(cfg.unlabelled_labels))
     validator = None
     if cfg.val_split:
         val_ids = ds.ids(cfg.val_split)

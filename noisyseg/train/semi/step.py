@@ -103,20 +103,18 @@ class SemiStep:
         teacher: the EMA teacher or None. pseudo, weighter: strategy objects or None.
         contrast: U2PL's contrastive term or None. sgc: PseudoSeg's SGC head (as called) or None.
         class_weights: (C,) or None; labelled_weights: the labelled stream has a weights dir.
-        balance_pseudo: pseudo-labelled pixels are weighed by ``class_weights`` of their target too.
         tags: the dataset's image tags or None. stream_labels: the unlabelled stream has labels.
     """
 
     def __init__(self, plan: Plan, model: nn.Module, student: nn.Module, teacher: nn.Module | None, pseudo, weighter,
                  contrast: U2PLContrast | None, sgc: nn.Module | None, num_classes: int, normalisation: str,
                  seed: int, dist: Dist, class_weights: torch.Tensor | None = None, labelled_weights: bool = False,
-                 tags: dict | None = None, stream_labels: bool = False, balance_pseudo: bool = False):
+                 tags: dict | None = None, stream_labels: bool = False):
         self.plan, self.model, self.student, self.teacher = plan, model, student, teacher
         self.pseudo, self.weighter, self.contrast, self.sgc = pseudo, weighter, contrast, sgc
         self.C, self.normalisation, self.seed, self.dist = num_classes, normalisation, seed, dist
         self.class_weights, self.labelled_weights, self.tags = class_weights, labelled_weights, tags
         self.stream_labels = stream_labels
-        self.pseudo_class_weights = class_weights if balance_pseudo else None
 
     # -- losses ---------------------------------------------------------------------------------
 
@@ -134,11 +132,7 @@ class SemiStep:
     def unsupervised(self, logits: torch.Tensor, t: Targets) -> torch.Tensor:
         loss = pixel_loss(self.plan.unsup_loss, logits, t.hard, t.soft)
         keep = confidence_keep(t.hard, t.conf, self.plan.threshold)
-        weights = t.weights
-        if self.pseudo_class_weights is not None:
-            by_class = self.pseudo_class_weights[t.hard.clamp(max=self.C - 1)]
-            weights = by_class if weights is None else weights * by_class
-        return self.dist.mean(*masked_sum(loss, keep, t.inside, weights))
+        return self.dist.mean(*masked_sum(loss, keep, t.inside, t.weights))
 
     def noisy(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the unlabelled stream's own labels over the labelled pixels of the view."""
