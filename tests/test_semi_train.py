@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from noisyseg import plugins
+from noisyseg.errors import OutputExistsError
 from noisyseg.hookspecs import hookimpl
 from noisyseg.io import ProbsDir
 from noisyseg.strategies.pseudo_labeling import PseudoLabeler, PseudoLabels
 from noisyseg.strategies.spec import Param, StrategySpec
-from noisyseg.errors import OutputExistsError
 from noisyseg.train.checkpoint import load_checkpoint
 from noisyseg.train.semi import SemiConfig, train_semi
 from conftest import assert_same_checkpoints
