@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from noisyseg import plugins
-from noisyseg.errors import OutputExistsError
 from noisyseg.hookspecs import hookimpl
 from noisyseg.io import ProbsDir
 from noisyseg.strategies.pseudo_labeling import PseudoLabeler, PseudoLabels
@@ -133,20 +132,6 @@ def test_cli_semi_run_predict_and_best_checkpoint(cli, shapes, tmp_path):
     other = cli("train", shapes, "--split", "strong", "--unlabelled", "weak", "--method", "fixmatch", "--out", run,
                 *TINY_CLI, "--epochs", "2", "--device", "cpu")
     assert other.code == 2 and "another configuration" in other.err
-
-
-def test_resume_a_run_saved_before_an_option_existed(shapes, tmp_path):
-    """A config.json without a newer option's key is the same run when the option is at its
-    default (what the older run did); a run saved with another value is refused."""
-    run = tmp_path / "run"
-    train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
-    config = json.loads((run / "config.json").read_text())
-    assert config.pop("lr_scaling") == "none"
-    (run / "config.json").write_text(json.dumps(config))
-    resumed = train_semi(_cfg(shapes, run, method="fixmatch", epochs=1))
-    assert resumed["resumed_from_epoch"] == 1
-    with pytest.raises(OutputExistsError):
-        train_semi(_cfg(shapes, run, method="fixmatch", epochs=1, lr_scaling="linear"))
 
 
 def test_noisy_labels_stream_and_weights(shapes, shapes_chain, tmp_path):

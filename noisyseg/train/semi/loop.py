@@ -24,7 +24,7 @@ import copy
 import json
 import resource
 import time
-from dataclasses import MISSING, asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -55,11 +55,8 @@ CONTRAST_ALPHA = 0.2  # U2PL's share of unreliable pixels for the negatives (α_
 
 
 def _same_run(saved: dict, config: dict) -> bool:
-    """Same configuration, but for device and out; an option the saved run predates counts as its
-    default (which is what that run did)."""
-    defaults = {f.name: f.default for f in fields(SemiConfig) if f.default is not MISSING}
     keys = (set(saved) | set(config)) - {"device", "out"}
-    return all(saved.get(k, defaults.get(k)) == config.get(k) for k in keys)
+    return all(saved.get(k) == config.get(k) for k in keys)
 
 
 def _strategy(kind: str, name: str | None, params: dict):
