@@ -155,3 +155,22 @@ def test_cli_semi_errors(cli, shapes, tmp_path):
     assert_one_line_error(cli(*base, "--unlabelled", "strong"), "in both the labelled split(s)")
     assert_one_line_error(cli(*base, "--unlabelled", "weak", "--pseudo-param", "alpha=3",
                               "--pseudo-label", "entropy-filter"), "alpha")
+
+
+def test_first_semi_step_teacher_is_the_warmed_up_student(shapes, tmp_path, monkeypatch):
+    """After supervised-only warm-up epochs, the EMA teacher's first targets come from the student the
+    warm-up trained, not from the initial weights the teacher was copied from."""
+    from noisyseg.train.semi.step import SemiStep
+
+    seen = []
+    call = SemiStep.__call__
+
+    def spy(self, labelled, unlabelled, *args, **kw):
+        if unlabelled is not None and not seen:
+            seen.append([torch.equal(t, s) for t, s in zip(self.teacher.state_dict().values(),
+                                                            self.student.state_dict().values())])
+        return call(self, labelled, unlabelled, *args, **kw)
+
+    monkeypatch.setattr(SemiStep, "__call__", spy)
+    train_semi(_cfg(shapes, tmp_path / "run", method="u2pl", epochs=2, contrastive_weight=0.0))
+    assert seen and all(seen[0]), "the teacher's first targets came from weights the warm-up never trained"

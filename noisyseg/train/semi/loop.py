@@ -5,7 +5,8 @@ unlabelled batch per process (see ``step.SemiStep``). An epoch is one pass over 
 split (the labelled stream cycles as often as it must); ``supervised`` runs pass over the labelled
 split. With an EMA teacher, the teacher is updated after every optimiser step of the
 semi-supervised epochs (``teacher.ema_update``); during warm-up epochs only the labelled loss
-trains the student.
+trains the student, and the first semi-supervised step starts from a teacher that is a copy of the
+student as the warm-up left it (not of the initial weights).
 
 Run directory: ``config.json``; ``checkpoint.pt`` after each epoch (student, teacher, optimiser,
 memory bank, histories); ``best.pt`` (with ``val_split``: the best model so far, student or
@@ -226,6 +227,8 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(seed_for(cfg.seed, "torch", epoch, dist.rank))
         semi = bool(unlabelled_ids) and epoch >= plan.warmup_epochs
+        if semi and teacher is not None and state["updates"] == 0:  # the warm-up's student, not the initial weights
+            ema_update(teacher, student, 0.0, copy_buffers=True)
         if plan.alpha_schedule:
             for s in (pseudo, weighter):
                 if s is not None and id(s) in alpha0:
