@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from noisyseg.strategies.pseudo_labeling import (PseudoInputs, alpha_schedule, argmax_labels, calibrated_fusion,
-                                                 cam_threshold, class_prototypes, entropy_filter, fusion_norm,
-                                                 momentum_update, prototype_denoise, prototype_weights, sharpen)
+                                                 cam_threshold, class_balanced_labels, class_prototypes, entropy_filter,
+                                                 fusion_norm, momentum_update, prototype_denoise, prototype_weights,
+                                                 sharpen)
 from noisyseg.strategies.pseudo_labeling.prototype_denoised import PrototypeDenoised
 
 
@@ -189,3 +190,35 @@ class TestPrototypes:
         first = strat.prototypes.clone()
         strat.label(PseudoInputs(["a", "b"], probs=probs, features=feats + 1))
         assert torch.allclose(strat.prototypes, 0.999 * first + 0.001 * (first + 1), atol=1e-5)
+
+
+class TestClassBalanced:
+    def test_each_class_keeps_its_most_confident_share(self):
+        torch.manual_seed(3)
+        probs = torch.softmax(torch.randn(2, 4, 9, 11) * 3, 1)
+        probs[:, 3] *= 0.05  # a rare, unsure class: a global threshold would drop all of it
+        probs = probs / probs.sum(1, keepdim=True)
+        conf, arg = probs.max(1)
+        for keep in (0.2, 0.5, 0.9):
+            labels = class_balanced_labels(probs, keep)
+            for c in arg.unique().tolist():
+                mine = arg == c
+                kept = mine & (labels == c)
+                assert int(kept.sum()) == math.ceil(keep * int(mine.sum()))  # distinct confidences: no ties
+                if not mine.all():  # every kept pixel is at least as confident as every dropped one
+                    assert conf[kept].min() >= conf[mine & ~kept].max()
+            assert ((labels == arg) | (labels == 255)).all()  # the argmax or ignore, never another class
+        assert torch.equal(class_balanced_labels(probs, 1.0), arg)
+
+    def test_rare_class_survives_where_a_global_threshold_drops_it(self):
+        p = torch.tensor([[0.99, 0.98, 0.97, 0.96, 0.40, 0.30], [0.01, 0.02, 0.03, 0.04, 0.60, 0.70]])[None, :, None]
+        assert argmax_labels(p, 0.95).tolist() == [[[0, 0, 0, 0, 255, 255]]]
+        assert class_balanced_labels(p, 0.5).tolist() == [[[0, 0, 255, 255, 255, 1]]]
+
+    def test_keep_must_be_a_share(self):
+        with pytest.raises(ValueError, match="keep"):
+            class_balanced_labels(torch.full((1, 2, 2, 2), 0.5), 0.0)
+        from noisyseg.errors import ParameterError
+        from noisyseg.strategies.pseudo_labeling.class_balanced import ClassBalanced
+        with pytest.raises(ParameterError, match="class-balanced"):
+            ClassBalanced(keep=0.0)
