@@ -22,7 +22,9 @@ the CPU, torch's peak allocation on a GPU), the best validation mIoU and which m
 
 Noisy labels for UNL (``--unlabelled-labels DIR``, e.g. detect's cleaned labels): the semi runs
 learn them beside the teacher (``--methods supervised,mean-teacher``), and the supervised baseline
-trains on LAB's masks + UNL's DIR labels (as ``--split LAB --split UNL --labels UNL=DIR``).
+trains on LAB's masks + UNL's DIR labels (as ``--split LAB --split UNL --labels UNL=DIR``). With
+the dataset's own masks (``--methods supervised --unlabelled-labels DATA/masks``) that is the
+ceiling: what UNL's images would give if every one had an exact mask.
 
 Smoke run on the procedural data (seconds):
     python -c "from noisyseg.synthetic import make_dataset; make_dataset('/tmp/shapes', splits={'strong': 8, 'weak': 8, 'val': 4, 'test': 4}, size=48)"

@@ -174,3 +174,11 @@ def test_first_semi_step_teacher_is_the_warmed_up_student(shapes, tmp_path, monk
     monkeypatch.setattr(SemiStep, "__call__", spy)
     train_semi(_cfg(shapes, tmp_path / "run", method="u2pl", epochs=2, contrastive_weight=0.0))
     assert seen and all(seen[0]), "the teacher's first targets came from weights the warm-up never trained"
+
+
+def test_unimatch_feature_perturbation_stream_with_either_teacher(shapes, tmp_path):
+    """UniMatch's fp term is trained whether the targets come from the student or an EMA teacher."""
+    for teacher in ("self", "ema"):
+        report = train_semi(_cfg(shapes, tmp_path / teacher, method="unimatch", teacher=teacher, threshold=0.0,
+                                 epochs=1))
+        assert report["terms_per_epoch"]["fp"][0] > 0, teacher

@@ -13,7 +13,9 @@ all W processes (rank order); with one process they are the local ones.
    image g + 1 (mod G) of the global batch (the partner's own strong view inside the box, and the
    partner's targets with it), and a cutout whose pixels leave the loss.
 3. Losses. See ``noisyseg.train.semi.losses`` for the unsupervised term and its denominator; every
-   term is a global sum over a global count (``Dist.mean``).
+   term is a global sum over a global count (``Dist.mean``). UniMatch's feature-perturbed stream
+   (``feature_dropout``) is the student on the weak view with dropped-out decoder inputs: part of
+   the teacher pass when the teacher is the student, part of the strong views' pass otherwise.
 """
 
 from __future__ import annotations
@@ -259,15 +261,19 @@ class SemiStep:
         if plan.teacher == "self":
             outs = self.model(views)
             view_outs = [_rows(outs, k * B_u, (k + 1) * B_u) for k in range(plan.views)]
-        else:
-            outs = self.model(torch.cat([x, views]))
+            fp_logits = first["logits_fp"][B_l:] if "logits_fp" in first else None
+        else:  # the student's one pass: labelled rows, strong views, and the weak view when it is perturbed
+            fp = plan.feature_dropout > 0
+            outs = self.model(torch.cat([x, views, u_weak]) if fp else torch.cat([x, views]),
+                              **({"feature_dropout": plan.feature_dropout} if fp else {}))
             sup_out = _rows(outs, 0, B_l)
             terms |= self.supervised(sup_out, y, wx, tags_x)
             view_outs = [_rows(outs, B_l + k * B_u, B_l + (k + 1) * B_u) for k in range(plan.views)]
+            fp_logits = outs["logits_fp"][B_l + plan.views * B_u:] if fp else None
         for k, (o, t) in enumerate(zip(view_outs, view_targets)):
             terms[f"s{k + 1}" if plan.views > 1 else "s"] = self.unsupervised(o["logits"], t)
-        if first is not None and "logits_fp" in first:
-            terms["fp"] = self.unsupervised(first["logits_fp"][B_l:], targets.rows(mine))
+        if fp_logits is not None:
+            terms["fp"] = self.unsupervised(fp_logits, targets.rows(mine))
         if self.stream_labels:
             noisy = []
             for o, boxes, cuts in zip(view_outs, view_boxes, view_cut):
