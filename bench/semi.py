@@ -15,8 +15,9 @@ efficientnet-lite0 at half resolution (the recipe of bench/camvid_pretrained.sh)
 semi-supervised run is a pass over the unlabelled split; the supervised baseline gets the same
 number of optimiser steps (``--supervised-epochs`` overrides). ``--extra`` adds train options to
 every run, ``--semi-extra`` to the semi-supervised runs only: on CamVid's street scenes
-``--semi-extra "--warmup-epochs 8 --threshold 0"`` (every pixel's pseudo-label counts, after 272
-supervised-only steps) is the recipe measured in bench/RESULTS.md. The table: method, test mIoU per
+``--semi-extra "--warmup-epochs 8"`` (272 supervised-only steps first) is u2pl's recipe and
+``"--warmup-epochs 8 --threshold 0"`` (then every pixel's pseudo-label counts) unimatch's, as
+measured in bench/RESULTS.md. The table: method, test mIoU per
 seed and their mean, seconds per optimiser step, peak memory (the training process's peak RSS on
 the CPU, torch's peak allocation on a GPU), the best validation mIoU and which model it was.
 
@@ -117,8 +118,8 @@ def main() -> None:
     p.add_argument("--recipe", default=RECIPE, help="train options shared by every run")
     p.add_argument("--extra", default="", help="more train options of every run, e.g. '--accumulate 2'")
     p.add_argument("--semi-extra", default="",
-                   help="train options of the semi-supervised runs only, e.g. the street-scene recipe "
-                        "'--warmup-epochs 8 --threshold 0'")
+                   help="train options of the semi-supervised runs only, e.g. the street-scene recipes "
+                        "'--warmup-epochs 8' (u2pl) and '--warmup-epochs 8 --threshold 0' (unimatch)")
     p.add_argument("--unlabelled-labels", default=None,
                    help="label dir of UNL (noisy, cleaned, corrected): semi runs get --unlabelled-labels, the "
                         "supervised baseline trains on LAB + UNL with these labels")
