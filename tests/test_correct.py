@@ -282,36 +282,3 @@ def test_gnn_weight_scales_the_gnn_term_and_zero_leaves_the_crf_corrector():
              .correct_batch(inputs, Timer()) for w in (0.0, 1.0)}
     assert torch.equal(fused[0.0], crf)
     assert (fused[1.0] != crf).float().mean() > 0.01
-
-
-def test_residual_fuses_only_the_gnns_correction_to_the_prior():
-    """With ``residual`` the node term is the GNN's log-softmax minus the prior's (closed form on the
-    static method); a GNN that adds nothing to the prior leaves each pixel its own probabilities
-    (``fuse``) or the crf corrector's labels (``fuse`` + ``crf``), where plain ``fuse`` pulls pixels
-    towards their superpixel's mean."""
-    inputs, _ = halves_inputs()
-    probs = _random_probs(inputs, seed=3)
-    inputs = inputs._replace(probs=probs)
-    corrector = get_strategy("correction", "gat").build({**SMALL_GRAPH, "prior": True})
-    graphs = corrector.build_graphs(inputs, Timer())
-    priors = corrector.log_priors(graphs, probs)
-    logits = corrector.node_logits(graphs, C, Timer(), priors)
-    plain = corrector.pixel_log_posteriors(logits, graphs, probs, 0.5)
-    residual = corrector.pixel_log_posteriors(logits, graphs, probs, 0.5, priors)
-    M = logits.shape[0] // len(graphs)
-    for k, (g, p) in enumerate(zip(graphs, priors)):
-        prior_map = torch.log_softmax(p, 1)[g.segments].permute(2, 0, 1)
-        torch.testing.assert_close(plain[k] - residual[k], 0.5 * prior_map)
-        torch.testing.assert_close(residual[k] - probs[k].clamp_min(1e-6).log(),
-                                   0.5 * (torch.log_softmax(logits[k * M:(k + 1) * M], 1)[g.segments].permute(2, 0, 1)
-                                          - prior_map))
-
-    params = {**SMALL_GRAPH, "prior": True, "fuse": True}
-    outs = {}
-    for name, extra in (("residual", {"residual": True}), ("plain", {}), ("residual-crf", {"residual": True, "crf": True})):
-        zero = get_strategy("correction", "gat").build({**params, **extra})
-        zero.make_model = lambda G, D, C_, gen: _ZeroGNN(C_)
-        outs[name] = zero.correct_batch(inputs, Timer())
-    assert torch.equal(outs["residual"], probs.argmax(1))
-    assert (outs["plain"] != probs.argmax(1)).float().mean() > 0.01
-    assert torch.equal(outs["residual-crf"], get_strategy("correction", "crf").build({}).correct_batch(inputs, Timer()))

@@ -15,10 +15,7 @@ clean pixels beside it); with a model's probabilities given, ``prior`` adds the 
 superpixel's mean probabilities to the GNN's logits (the GNN learns a correction to the model's
 opinion), and ``fuse`` scores each pixel by its own log-probabilities plus its superpixel's GNN
 log-softmax (pixel detail inside a superpixel). On CamVid's holes they raise gat by about 4.5
-mIoU points (bench/RESULTS.md, 2026-12-03). Fused that way, every pixel is also pulled towards its
-superpixel's mean probabilities (the prior inside the GNN's log-softmax), which blurs thin objects
-that share a superpixel with their background; ``residual`` fuses only the GNN's correction to the
-prior, so a GNN that learns nothing leaves each pixel its own probabilities.
+mIoU points (bench/RESULTS.md, 2026-12-03).
 
 ``crf`` is the paper's last step ("dense CRF refines") on soft scores: the per-pixel posteriors
 (softmax of the GNN's, fused with the model's under ``fuse``) are the holes' unaries, clean pixels
@@ -59,9 +56,6 @@ GRAPH_PARAMS = (
     Param("prior", bool, False, "add the log of the model's mean class probabilities to the GNN's logits (when given)"),
     Param("gnn_weight", float, 1.0, "with fuse: weight of the GNN's log-softmax against the model's log-probabilities "
           "(0: the model's probabilities alone)", min=0.0),
-    Param("residual", bool, False, "with prior and fuse: fuse only the GNN's correction to the prior (its log-softmax "
-          "minus the superpixel's log mean probabilities), so each pixel keeps its own probabilities where the GNN "
-          "agrees with the model"),
     Param("crf", bool, False, "refine by a dense CRF whose hole unaries are the per-pixel class posteriors "
           "(the paper's last step, on soft scores; clean pixels one-hot at 0.95)"),
 )
@@ -87,14 +81,13 @@ class SuperpixelCorrector(Corrector):
     def __init__(self, n_segments: int = 1000, compactness: float = 10.0, prune: bool = True, symmetric: bool = False,
                  epochs: int = 50, lr: float = 0.01, weight_decay: float = 5e-4, dropout: float = 0.0,
                  seed: int = 0, keep_clean: bool = True, share: bool = False, min_clean: float = 0.0,
-                 prior: bool = False, fuse: bool = False, gnn_weight: float = 1.0, residual: bool = False,
-                 crf: bool = False):
+                 prior: bool = False, fuse: bool = False, gnn_weight: float = 1.0, crf: bool = False):
         self.n_segments, self.compactness = n_segments, compactness
         self.prune, self.symmetric = prune, symmetric
         self.epochs, self.lr, self.weight_decay, self.dropout = epochs, lr, weight_decay, dropout
         self.seed, self.keep_clean, self.share = seed, keep_clean, share
         self.min_clean, self.prior, self.fuse, self.crf = min_clean, prior, fuse, crf
-        self.gnn_weight, self.residual = gnn_weight, residual
+        self.gnn_weight = gnn_weight
         self.last_graphs: list[SuperpixelGraph] = []
 
     def make_model(self, num_graphs: int, in_features: int, num_classes: int,
@@ -152,8 +145,7 @@ class SuperpixelCorrector(Corrector):
                 pred = logits.argmax(1)
                 return torch.stack([pred[k * M + g.segments] for k, g in enumerate(graphs)])
             scores = self.pixel_log_posteriors(logits, graphs, inputs.probs if self.fuse else None,
-                                               self.gnn_weight if self.fuse else 1.0,
-                                               priors if self.fuse and self.residual else None)
+                                               self.gnn_weight if self.fuse else 1.0)
             if not self.crf:
                 return scores.argmax(1)
         # The crf corrector's mean field (clean pixels one-hot at its default 0.95), on the posteriors.
@@ -161,20 +153,12 @@ class SuperpixelCorrector(Corrector):
 
     @staticmethod
     def pixel_log_posteriors(logits: torch.Tensor, graphs: list[SuperpixelGraph],
-                             probs: torch.Tensor | None, gnn_weight: float = 1.0,
-                             priors: list[torch.Tensor] | None = None) -> torch.Tensor:
+                             probs: torch.Tensor | None, gnn_weight: float = 1.0) -> torch.Tensor:
         """``(B, C, H, W)`` per pixel: ``gnn_weight`` x its superpixel's GNN log-softmax (``logits`` in
         the padded layout, ``(G * max_nodes, C)``), plus the model's log-probabilities ``probs``
-        ``(B, C, H, W)`` when given (``fuse``); unnormalised. With ``priors`` (per graph ``(N, C)``,
-        ``residual``) the node term is the log-softmax minus the prior's: the GNN's correction alone,
-        zero where it agrees with the model's superpixel mean."""
+        ``(B, C, H, W)`` when given (``fuse``); unnormalised."""
         M = logits.shape[0] // len(graphs)
-        node = torch.log_softmax(logits, 1)
-        if priors is not None:
-            node = node.clone()
-            for k, p in enumerate(priors):
-                node[k * M:k * M + p.shape[0]] -= torch.log_softmax(p.to(node.device), 1)
-        node = gnn_weight * node
+        node = gnn_weight * torch.log_softmax(logits, 1)
         scores = torch.stack([node[k * M + g.segments].permute(2, 0, 1) for k, g in enumerate(graphs)])
         if probs is not None:
             scores = scores + probs.to(scores.device).float().clamp_min(1e-6).log()
