@@ -108,6 +108,9 @@ def test_presets_and_overrides():
     fix = plan(_cfg(method="fixmatch", threshold=0.8, strong_aug="colour,cutout", weighting="confidence"))
     assert fix.threshold == 0.8 and fix.strong.ops == ("colour", "cutout") and fix.weighting == "confidence"
     assert plan(_cfg(method="u2pl", weighting="none")).weighting is None
+    assert u2pl.alpha_schedule and not uni.alpha_schedule
+    assert plan(_cfg(method="unimatch", alpha_schedule=True)).alpha_schedule
+    assert not plan(_cfg(method="u2pl", alpha_schedule=False)).alpha_schedule
     assert plan(_cfg(method="pseudoseg")).cls_weight == 1.0 and plan(_cfg(method="fixmatch")).cls_weight == 0.1
 
 

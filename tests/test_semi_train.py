@@ -182,3 +182,26 @@ def test_unimatch_feature_perturbation_stream_with_either_teacher(shapes, tmp_pa
         report = train_semi(_cfg(shapes, tmp_path / teacher, method="unimatch", teacher=teacher, threshold=0.0,
                                  epochs=1))
         assert report["terms_per_epoch"]["fp"][0] > 0, teacher
+
+
+@pytest.mark.parametrize("method,schedule,expected", [
+    ("unimatch", None, [0.2, 0.2, 0.2]),              # the strategy's alpha throughout
+    ("unimatch", True, [0.2, 0.2 * 2 / 3, 0.2 / 3]),  # --alpha-schedule: U2PL's α_0 (1 - epoch / epochs)
+    ("u2pl", False, [0.2, 0.2]),                      # --fixed-alpha (u2pl's first epoch is its warm-up)
+])
+def test_alpha_schedule_reaches_the_pseudo_labeler(shapes, tmp_path, monkeypatch, method, schedule, expected):
+    from noisyseg.strategies.pseudo_labeling.entropy_filter import EntropyFilter
+
+    seen = []
+    label = EntropyFilter.label
+
+    def spy(self, inputs):
+        seen.append(self.alpha)
+        return label(self, inputs)
+
+    monkeypatch.setattr(EntropyFilter, "label", spy)
+    report = train_semi(_cfg(shapes, tmp_path / "run", method=method, pseudo_label="entropy-filter", epochs=3,
+                             threshold=0.0, contrastive_weight=0.0, alpha_schedule=schedule))
+    steps = report["steps_per_epoch"]
+    per_epoch = [seen[k] for k in range(0, len(seen), steps)]
+    assert len(seen) == steps * len(expected) and per_epoch == pytest.approx(expected)

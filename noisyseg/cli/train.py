@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:
         warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, rich_help_panel=SEMI,
                                                     help="Supervised-only epochs first (u2pl: 1): a model that "
                                                          "already segments makes the first pseudo-labels."),
+        alpha_schedule: Optional[bool] = typer.Option(None, "--alpha-schedule/--fixed-alpha", rich_help_panel=SEMI,
+                                                      help="U2PL's schedule of the share of pixels the pseudo-label "
+                                                           "and weighting strategies drop: alpha (1 - epoch / epochs) "
+                                                           "(u2pl's preset), or their alpha throughout."),
         contrastive_weight: Optional[float] = typer.Option(None, "--contrastive-weight", min=0.0,
                                                            rich_help_panel=SEMI,
                                                            help="Weight of U2PL's contrastive term (u2pl: 0.1)."),
@@ -133,7 +137,7 @@ def register(app: typer.Typer) -> None:
                         "pseudo_params": parse_assignments(pseudo_param), "weighting": weighting,
                         "weighting_params": parse_assignments(weighting_param), "teacher": teacher,
                         "threshold": threshold, "strong_aug": strong_aug, "unsup_loss": unsup_loss,
-                        "ema_decay": ema_decay, "warmup_epochs": warmup_epochs,
+                        "ema_decay": ema_decay, "warmup_epochs": warmup_epochs, "alpha_schedule": alpha_schedule,
                         "contrastive_weight": contrastive_weight, "val_split": val_split, "accumulate": accumulate,
                         "lr_scaling": lr_scaling}
         cfg = train_config(str(dataset), list(split), str(out), labels=_per_split(labels, split, "--labels"),

@@ -15,7 +15,7 @@ from noisyseg.errors import ParameterError
 # Options that make a run semi-supervised (the semi loop's own fields beyond TrainConfig's).
 SEMI_ONLY = ("unlabelled", "method", "unlabelled_labels", "unlabelled_weights", "unlabelled_batch_size",
              "pseudo_label", "pseudo_params", "weighting", "weighting_params", "teacher", "threshold", "strong_aug",
-             "unsup_loss", "ema_decay", "warmup_epochs", "contrastive_weight", "val_split", "accumulate",
+             "unsup_loss", "ema_decay", "warmup_epochs", "alpha_schedule", "contrastive_weight", "val_split", "accumulate",
              "lr_scaling")
 
 

@@ -60,6 +60,7 @@ class SemiConfig(TrainConfig):
     unsup_loss: str | None = None
     ema_decay: float | None = None
     warmup_epochs: int | None = None
+    alpha_schedule: bool | None = None
     contrastive_weight: float | None = None
     val_split: str | None = None
     accumulate: int = 1
@@ -138,7 +139,7 @@ def plan(cfg: SemiConfig) -> Plan:
     p["cls_weight"] = p["cls_weight"] if p["cls_weight"] is not None else cfg.cls_weight
     overrides = {"pseudo_label": cfg.pseudo_label, "teacher": cfg.teacher, "threshold": cfg.threshold,
                  "unsup_loss": cfg.unsup_loss, "ema_decay": cfg.ema_decay, "warmup_epochs": cfg.warmup_epochs,
-                 "contrastive_weight": cfg.contrastive_weight}
+                 "alpha_schedule": cfg.alpha_schedule, "contrastive_weight": cfg.contrastive_weight}
     p.update({k: v for k, v in overrides.items() if v is not None})
     if cfg.weighting is not None:
         p["weighting"] = None if cfg.weighting == "none" else cfg.weighting
