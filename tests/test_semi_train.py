@@ -205,3 +205,14 @@ def test_alpha_schedule_reaches_the_pseudo_labeler(shapes, tmp_path, monkeypatch
     steps = report["steps_per_epoch"]
     per_epoch = [seen[k] for k in range(0, len(seen), steps)]
     assert len(seen) == steps * len(expected) and per_epoch == pytest.approx(expected)
+
+
+def test_peak_memory_survives_a_rerun_with_nothing_left_to_train(shapes, tmp_path, monkeypatch):
+    """report.json's peak memory is the training's, not that of a later invocation that only resumed."""
+    from noisyseg.train.semi import loop
+
+    monkeypatch.setattr(loop, "_peak_memory_mb", lambda device: 100.0)
+    first = train_semi(_cfg(shapes, tmp_path / "run", method="fixmatch", epochs=1))
+    monkeypatch.setattr(loop, "_peak_memory_mb", lambda device: 5.0)
+    again = train_semi(_cfg(shapes, tmp_path / "run", method="fixmatch", epochs=1))
+    assert again["resumed_from_epoch"] == 1 and first["peak_memory_mb"] == again["peak_memory_mb"] == 100.0

@@ -298,6 +298,7 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
                 if dist.rank == 0:
                     save_checkpoint(best_path, {"model": (student if who == "student" else teacher).state_dict()})
         state["epoch"] = epoch + 1
+        state["peak_memory_mb"] = max(state.get("peak_memory_mb", 0.0), _peak_memory_mb(device))
         if dist.rank == 0:
             save_checkpoint(ckpt_path, _checkpoint(student, teacher, optimizer, sgc, contrast, pseudo, weighter, state))
         dist.barrier()
@@ -320,7 +321,7 @@ def _train(cfg: SemiConfig, plan: Plan, ds: Dataset, per_split: dict, labelled_i
               "loss_per_step": state["loss_per_step"], "val_miou": state["val"] if validator else None,
               "best": state["best"], "predict_with": predict_with, "ema_updates": state["updates"],
               "seconds_per_step": state["seconds"] / max(1, state["steps_run"]), "timings": timer.seconds,
-              "peak_memory_mb": _peak_memory_mb(device), "world_size": dist.world,
+              "peak_memory_mb": max(state.get("peak_memory_mb", 0.0), _peak_memory_mb(device)), "world_size": dist.world,
               "global_batch": {"labelled": W * B_l * A, "unlabelled": W * B_u * A if unlabelled_ids else 0},
               "lr": base_lr,
               "device": str(device), "versions": environment()}
