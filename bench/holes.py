@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from noisyseg.constants import IGNORE_INDEX  # noqa: E402
 from noisyseg.io import Dataset, LabelDir  # noqa: E402
+from noisyseg.metrics.segmentation import ConfusionMatrix  # noqa: E402
 
 BUCKETS = ((0, 2), (2, 5), (5, 10), (10, 20), (20, 10**6))
 
@@ -36,13 +37,6 @@ def boundary_distance(gt: np.ndarray) -> np.ndarray:
     edge[1:] |= gt[1:] != gt[:-1]
     edge[:-1] |= gt[1:] != gt[:-1]
     return distance_transform_edt(~edge)
-
-
-def miou(conf: np.ndarray) -> float:
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    seen = union > 0
-    return float((inter[seen] / union[seen]).mean())
 
 
 def main() -> None:
@@ -61,8 +55,8 @@ def main() -> None:
     nb = len(BUCKETS)
     right = np.zeros((2, nb + C))      # per correction: right answers per distance bucket, then per class
     count = np.zeros(nb + C)
-    conf = np.zeros((2, C, C), np.int64)           # whole-image confusion of each correction
-    conf_swap = np.zeros((2, nb, C, C), np.int64)  # a's labels with one bucket's holes taken from b, and b's from a
+    conf = [ConfusionMatrix(C) for _ in range(2)]                         # whole images, each correction
+    conf_swap = [[ConfusionMatrix(C) for _ in range(nb)] for _ in range(2)]  # a with one bucket's holes from b; b from a
     for image_id in ds.ids(args.split):
         size = ds.image_size(image_id)
         gt = ds.load_mask(image_id, size).astype(np.int64)
@@ -70,24 +64,22 @@ def main() -> None:
         la = a_dir.read(image_id, C, size).astype(np.int64)
         lb = b_dir.read(image_id, C, size).astype(np.int64)
         dist = boundary_distance(gt)
-        valid = gt != IGNORE_INDEX
         for k, lab in enumerate((la, lb)):
-            conf[k] += np.bincount(gt[valid] * C + lab[valid], minlength=C * C).reshape(C, C)
+            conf[k].update(gt, lab)
         for j, (lo, hi) in enumerate(BUCKETS):
             m = hole & (dist >= lo) & (dist < hi)
             count[j] += m.sum()
             right[0, j] += (la[m] == gt[m]).sum()
             right[1, j] += (lb[m] == gt[m]).sum()
             for k, (mine, other) in enumerate(((la, lb), (lb, la))):
-                mixed = np.where(m, other, mine)
-                conf_swap[k, j] += np.bincount(gt[valid] * C + mixed[valid], minlength=C * C).reshape(C, C)
+                conf_swap[k][j].update(gt, np.where(m, other, mine))
         for c in range(C):
             m = hole & (gt == c)
             count[nb + c] += m.sum()
             right[0, nb + c] += (la[m] == gt[m]).sum()
             right[1, nb + c] += (lb[m] == gt[m]).sum()
 
-    base = (miou(conf[0]), miou(conf[1]))
+    base = (conf[0].miou(), conf[1].miou())
     print(f"## {args.split}: holes of {args.holes}; mIoU {names[0]} {base[0]:.4f}, {names[1]} {base[1]:.4f}\n")
     print(f"| bucket | hole pixels | share | {names[0]} accuracy | {names[1]} accuracy | "
           f"{names[0]} mIoU with {names[1]}'s labels there | {names[1]} mIoU with {names[0]}'s labels there |")
@@ -97,7 +89,7 @@ def main() -> None:
         label = f"{lo}-{hi} px from a boundary" if hi < 10**6 else f">= {lo} px"
         n = max(count[j], 1)
         print(f"| {label} | {int(count[j])} | {count[j] / total:.3f} | {right[0, j] / n:.3f} | "
-              f"{right[1, j] / n:.3f} | {miou(conf_swap[0, j]):.4f} | {miou(conf_swap[1, j]):.4f} |")
+              f"{right[1, j] / n:.3f} | {conf_swap[0][j].miou():.4f} | {conf_swap[1][j].miou():.4f} |")
     for c in range(C):
         n = max(count[nb + c], 1)
         print(f"| class {ds.classes[c]} | {int(count[nb + c])} | {count[nb + c] / total:.3f} | "
