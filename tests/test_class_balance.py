@@ -7,7 +7,7 @@ import pytest
 
 from noisyseg.errors import NoisySegError
 from noisyseg.io import Dataset
-from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
+from noisyseg.losses.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.supervised import TrainConfig, train
 
 TINY = {"width": "8", "depth": "1,1,1,1", "feature_dim": "16"}

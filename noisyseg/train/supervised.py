@@ -23,7 +23,7 @@ from noisyseg.io.lock import has_files
 from noisyseg.losses import weighted_cross_entropy
 from noisyseg.runtime import check_seed, environment, select_device
 from noisyseg.timing import Timer
-from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
+from noisyseg.losses.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.checkpoint import build_model, resume, save_checkpoint
 from noisyseg.train.data import NORMALISATIONS, SegmentationSamples, poly_lr
 

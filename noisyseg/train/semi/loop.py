@@ -39,7 +39,7 @@ from noisyseg.runtime import environment, select_device
 from noisyseg.strategies.pseudo_labeling.entropy_filter import alpha_schedule
 from noisyseg.timing import Timer
 from noisyseg.train.checkpoint import build_model, load_checkpoint, save_checkpoint
-from noisyseg.train.class_balance import class_pixel_counts, median_frequency_weights
+from noisyseg.losses.class_balance import class_pixel_counts, median_frequency_weights
 from noisyseg.train.data import NORMALISATIONS, SegmentationSamples, poly_lr
 from noisyseg.train.semi.config import Plan, SemiConfig, plan as make_plan
 from noisyseg.train.semi.contrastive import U2PLContrast
