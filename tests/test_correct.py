@@ -282,3 +282,42 @@ def test_gnn_weight_scales_the_gnn_term_and_zero_leaves_the_crf_corrector():
              .correct_batch(inputs, Timer()) for w in (0.0, 1.0)}
     assert torch.equal(fused[0.0], crf)
     assert (fused[1.0] != crf).float().mean() > 0.01
+
+
+def _right_half_unlabelled(seed):
+    """halves_inputs with every clean pixel of the right half (class 2) removed: an image's own
+    clean labels show class 1 only."""
+    inputs, gt = halves_inputs(seed=seed)
+    labels = inputs.labels.clone()
+    labels[..., 16:] = 255
+    return inputs._replace(labels=labels), gt
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(prior):
+    """No image's clean pixels show class 2, so one network per image can only guess the right
+    half; one network trained on a fit split's holes against its exact masks learns
+    that the right half's features are class 2 there and carries it to the images corrected."""
+    from noisyseg.strategies.correction.base import FitContext
+
+    target, gt = _right_half_unlabelled(seed=0)
+    fit_inputs, fit_gt = _right_half_unlabelled(seed=1)
+    params = {**SMALL_GRAPH, "n_segments": 32, "prior": prior}
+    if prior:  # an uninformative model: the class must come from the fit split
+        target = target._replace(probs=torch.full_like(target.probs, 1 / C))
+        fit_inputs = fit_inputs._replace(probs=torch.full_like(fit_inputs.probs, 1 / C))
+    per_image = get_strategy("correction", "gat").build(params)
+    assert not per_image.learns
+    assert (per_image.correct(target).labels == gt).float().mean() < 0.9  # the right half is a guess
+
+    corrector = get_strategy("correction", "gat").build({**params, "supervised": True, "fit_epochs": 300})
+    assert corrector.learns
+    with pytest.raises(ValueError, match="fit"):
+        corrector.correct(target)
+    figures = corrector.fit(FitContext(C, lambda: iter([(fit_inputs, fit_gt)])))
+    assert figures["fit_images"] == 2 and figures["fit_hole_nodes"] > 0
+    out = corrector.correct(target).labels
+    assert (out == gt).float().mean() > 0.97
+    again = get_strategy("correction", "gat").build({**params, "supervised": True, "fit_epochs": 300})
+    again.fit(FitContext(C, lambda: iter([(fit_inputs, fit_gt)])))
+    assert torch.equal(again.correct(target).labels, out)  # seeded: the same network twice

@@ -19,6 +19,11 @@ def register(app: typer.Typer) -> None:
         strategy: str = typer.Option(..., "--strategy", help="Correction strategy (see 'noisyseg plugins')."),
         param: List[str] = typer.Option([], "-p", "--param", help="Strategy parameter key=value (repeatable)."),
         crf: bool = typer.Option(False, "--crf", help="Refine the strategy's output with a dense CRF."),
+        fit_split: Optional[str] = typer.Option(None, "--fit-split", help="A split with exact masks that a learning "
+                                                "strategy (gat/gcn -p supervised=true) trains on first, e.g. the "
+                                                "clean model's; its features and probs come from --features/--probs."),
+        fit_labels: Optional[Path] = typer.Option(None, "--fit-labels", help="Label dir with the fit split's holes "
+                                                  "(default: --labels), detected like the corrected split's."),
         out: Path = typer.Option(..., "--out", help="Label dir to write."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per batch (graphs of a batch train together)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -35,12 +40,13 @@ def register(app: typer.Typer) -> None:
 
         report = correct(dataset, split, labels, strategy, out, features=features, probs=probs,
                          params=parse_assignments(param), crf=crf, device=device, batch_size=batch_size, force=force,
+                         fit_split=fit_split, fit_labels=fit_labels,
                          track=ui.track, warn=lambda line: ui.err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
         if as_json:
             ui.print_json(report)
             return
         t = report["timings"]
-        stages = ["slic", "graph", "train", "predict", "crf"]
+        stages = ["fit", "slic", "graph", "train", "predict", "crf"] if "fit" in t else ["slic", "graph", "train", "predict", "crf"]
         ui.out.print(ui.table(f"correct {split} ({strategy}{' + crf' if crf else ''}) -> {out}",
                               ["images", "hole share", "filled share", "s/image"] + [f"{s} s" for s in stages],
                               [[report["images"], report["hole_share"], report["filled_share"],

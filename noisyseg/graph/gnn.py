@@ -151,3 +151,29 @@ def train_transductive(model: nn.Module, batch: GraphBatch, epochs: int = 100, l
     model.eval()
     with torch.no_grad():
         return model(batch.x, batch)
+
+
+def train_supervised(model: nn.Module, x: torch.Tensor, batch: GraphBatch, counts: torch.Tensor,
+                     epochs: int = 200, lr: float = 0.01, weight_decay: float = 5e-4) -> float:
+    """Fits ``model`` (one set of parameters for every graph) to per-node class counts with
+    full-batch Adam: the cross-entropy of every counted pixel against its node's prediction,
+    averaged over pixels (a node's target is the distribution of its pixels, so mixed nodes are
+    learnt as mixed, not as their majority).
+
+    Args:
+        x: ``(N, D)`` node inputs in the batch's padded layout.
+        counts: ``(N, C)`` float, e.g. how many of the node's hole pixels are truly each class.
+    Returns the last epoch's loss; leaves the model in eval mode.
+    """
+    sel = torch.nonzero(counts.sum(1) > 0).flatten()
+    counts = counts[sel] / counts[sel].sum()
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    loss = torch.zeros(())
+    for _ in range(epochs):
+        opt.zero_grad(set_to_none=True)
+        loss = -(counts * F.log_softmax(model(x, batch)[sel], 1)).sum()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return float(loss.detach())

@@ -12,7 +12,7 @@ Images without a single clean pixel are written unchanged and listed in the repo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,24 +21,46 @@ from noisyseg.constants import IGNORE_INDEX
 from noisyseg.errors import InputError, ParameterError
 from noisyseg.io import FeaturesDir, LabelDir, ProbsDir
 from noisyseg.metrics import LabelQuality
-from noisyseg.pipeline.common import Track, no_track
+from noisyseg.pipeline.common import Track, group_by_size, no_track
 from noisyseg.pipeline.runner import Input, StrategyRun
-from noisyseg.strategies.correction.base import CorrectionInputs
+from noisyseg.strategies.correction.base import CorrectionInputs, FitContext
 from noisyseg.strategies.correction.refine import CrfRefinement
 
 
 def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, out: str | Path,
             features: str | Path | None = None, probs: str | Path | None = None, params: dict | None = None,
             crf: bool = False, device: str = "auto", batch_size: int = 8, force: bool = False,
-            track: Track = no_track, warn: Callable[[str], None] | None = None, ids: list[str] | None = None) -> dict:
+            track: Track = no_track, warn: Callable[[str], None] | None = None, ids: list[str] | None = None,
+            fit_split: str | None = None, fit_labels: str | Path | None = None) -> dict:
     """Runs correction strategy ``strategy`` over ``split``; returns the report (also out/report.json).
 
     Args:
         ids: restrict to these ids of the split (benchmarks use a subset).
         warn: called with one line per warning (the CLI prints them on stderr).
+        fit_split: a split with exact masks whose holes a learning strategy (``corrector.learns``)
+            trains on first; its holes come from ``fit_labels`` (default: ``labels``), its
+            features and probs from the same dirs as ``split``'s.
     """
     run = StrategyRun("correct", "correction", dataset, split, strategy, params, out, batch_size, force, track)
     ds, corrector = run.ds, run.strategy
+    learns = bool(getattr(corrector, "learns", False))
+    if fit_labels is not None and fit_split is None:
+        raise ParameterError("--fit-labels: pass --fit-split too (the split those labels are of)")
+    if learns and fit_split is None:
+        raise ParameterError(f"strategy '{strategy}' with these parameters learns from a split with exact masks: "
+                             "pass --fit-split (e.g. the split the clean model was trained on)")
+    if fit_split is not None and not learns:
+        raise ParameterError(f"--fit-split: strategy '{strategy}' with these parameters does not learn from a split")
+    if fit_split is not None:
+        if fit_split == split:
+            raise ParameterError(f"--fit-split: expected a split other than the one corrected, found '{split}'")
+        shared = sorted(set(ds.ids(fit_split)) & set(ds.ids(split)))
+        if shared:
+            raise ParameterError(f"--fit-split: '{fit_split}' shares {len(shared)} image(s) with '{split}' "
+                                 f"(e.g. '{shared[0]}'); their exact masks would teach the corrector their own answers")
+        missing = [i for i in ds.ids(fit_split) if not ds.has_mask(i)]
+        if missing:
+            raise InputError(ds.mask_path(missing[0]), f"an exact mask for every image of fit split '{fit_split}'", "none")
     keep_clean = getattr(corrector, "keep_clean", True)
     refinements = [CrfRefinement(keep_clean)] if crf else []
     loaded = run.check([Input("features", "--features DIR", features is not None),
@@ -46,6 +68,7 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                         Input("images", "the dataset's images", True)],
                        also_needs=[need for r in refinements for need in r.needs])
     label_dir = LabelDir(labels).require()
+    fit_dir = LabelDir(fit_labels).require() if fit_labels is not None else label_dir
     feat_dir = FeaturesDir(features).require() if "features" in loaded else None
     probs_dir = ProbsDir(probs).require() if "probs" in loaded else None
     split_ids = ds.ids(split)
@@ -58,11 +81,13 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                   "features": str(Path(features).resolve()) if features is not None else None,
                   "probs": str(Path(probs).resolve()) if probs is not None else None,
                   "strategy": strategy, "params": run.params, "crf": crf}
+    if fit_split is not None:
+        run_params.update(fit_split=fit_split, fit_labels=str(Path(fit_labels or labels).resolve()))
     with run.start(split_ids, run_params, device) as output:
         corrected_dir = LabelDir(out)
         C, dev, timer = ds.num_classes, run.device, run.timer
 
-        def load(chunk: list[str], size: tuple[int, int]) -> CorrectionInputs:
+        def load(chunk: list[str], size: tuple[int, int], label_dir: LabelDir = label_dir) -> CorrectionInputs:
             with timer("load"):
                 lab = torch.from_numpy(np.stack([label_dir.read(i, C, size) for i in chunk]).astype(np.int64)).to(dev)
                 img = feat = p = None
@@ -96,6 +121,20 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                 after.update(gt, fixed)
 
         todo = run.todo(lambda i: [corrected_dir.path(i)])
+        fitted: dict = {}
+        if learns and todo:
+            fit_ids = ds.ids(fit_split)
+            fit_sizes = {i: ds.image_size(i) for i in fit_ids}
+            fit_chunks = group_by_size(fit_ids, fit_sizes, batch_size)
+
+            def fit_batches() -> Iterator[tuple[CorrectionInputs, torch.Tensor]]:
+                for chunk in track(fit_chunks, len(fit_chunks), f"correct: fit on {fit_split} ({strategy})"):
+                    size = fit_sizes[chunk[0]]
+                    gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in chunk]).astype(np.int64))
+                    yield load(chunk, size, fit_dir), gt.to(dev)
+
+            with timer("fit"), run.strategy_errors():
+                fitted = corrector.fit(FitContext(C, fit_batches))
         for batch in run.tracked(run.batches(load)):
             with run.strategy_errors():
                 result = corrector.correct(batch)
@@ -124,6 +163,8 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
                    "hole_share": counts["holes"] / counts["pixels"] if counts["pixels"] else 0.0,
                    "filled_share": counts["filled"] / counts["holes"] if counts["holes"] else 0.0,
                    "timings": timer.seconds, "seconds_per_image": work / len(todo) if todo else None}
+        if fitted:
+            figures["fit"] = fitted
         if passed:
             figures["warning"] = f"{len(passed)} image(s) had no clean pixel and were written unchanged"
         if has_gt:

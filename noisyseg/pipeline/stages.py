@@ -79,7 +79,7 @@ def command(name: str) -> Command:
     refs = {"corrupt": {},
             "predict": {"run": "run"},
             "detect": {"labels": "labels", "probs": "probs"},
-            "correct": {"labels": "labels", "features": "features", "probs": "probs"},
+            "correct": {"labels": "labels", "features": "features", "probs": "probs", "fit_labels": "labels"},
             "pseudo-label": {"probs": "probs", "cams": "cams", "logits": "logits", "features": "features"},
             "weight": {"probs": "probs", "labels": "labels"},
             "report": {"labels": "labels", "probs": "probs", "cleaned": "labels", "scores": "scores",

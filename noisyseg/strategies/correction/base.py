@@ -6,7 +6,9 @@ A correction strategy object has:
 - ``accepts``: inputs it reads when they are given (same names); ``noisyseg correct`` loads an
   input only for a strategy that needs or accepts it.
 - ``keep_clean``: True (the default) when pixels that are not holes keep their input label.
-- ``fit(ctx) -> dict``: reserved for a pass over data first; the base does nothing.
+- ``learns``: True when the strategy, as configured, trains on a split with exact masks first;
+  ``noisyseg correct --fit-split`` then calls ``fit(ctx)`` with a :class:`FitContext` before any
+  image is corrected. The base learns nothing and its ``fit`` does nothing.
 - ``correct(inputs: CorrectionInputs) -> Correction``: batched tensors of same-size images.
   The base handles what every strategy shares: images without a single clean pixel are passed
   through unchanged (and reported), the rest go to ``correct_batch``, and with ``keep_clean`` only
@@ -17,7 +19,7 @@ Holes the strategy leaves as 255 stay 255 (e.g. nothing to propagate from).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import torch
 
@@ -53,6 +55,18 @@ class CorrectionInputs(NamedTuple):
                                 pick(self.images), pick(self.features), pick(self.probs))
 
 
+class FitContext(NamedTuple):
+    """What ``fit`` may read: a split with exact masks, corrupted and cleaned like the one to correct.
+
+    - num_classes: C.
+    - batches(): an iterator of ``(CorrectionInputs, ground truth (B, H, W) int64, 255 = ignore)``
+      over the fit split (a fresh pass per call).
+    """
+
+    num_classes: int
+    batches: Callable[[], Iterator[tuple[CorrectionInputs, torch.Tensor]]]
+
+
 class Correction(NamedTuple):
     labels: torch.Tensor          # (B, H, W) int64 corrected labels
     passed_through: torch.Tensor  # (B,) bool: no clean pixel, returned unchanged
@@ -65,8 +79,9 @@ class Corrector:
     needs: tuple[str, ...] = ()
     accepts: tuple[str, ...] = ()
     keep_clean: bool = True
+    learns: bool = False
 
-    def fit(self, ctx) -> dict:
+    def fit(self, ctx: FitContext) -> dict:
         return {}
 
     def correct_batch(self, inputs: CorrectionInputs, times: Timer) -> torch.Tensor:

@@ -14,6 +14,10 @@ GNN learn a correction to them (see ``superpixel.py``). On CamVid's holes that r
 labels (bench/RESULTS.md, 2026-12-03); where the features are far better than the probabilities
 it costs instead. With ``-p crf=true -p gnn_weight=0.5 -p n_segments=3000`` as well, 0.560 on the
 holes of the 2026-12-04 chain, against crf's 0.562 (``gnn_weight`` 0 is the crf corrector).
+
+``-p supervised=true`` (with ``noisyseg correct --fit-split``) trains one GAT on the holes of a split
+with exact masks instead of one per image on its clean superpixels (see ``superpixel.py``): the
+per-image network only ever sees superpixels the model already agreed with, this one sees holes.
 """
 
 from __future__ import annotations

@@ -17,6 +17,15 @@ opinion), and ``fuse`` scores each pixel by its own log-probabilities plus its s
 log-softmax (pixel detail inside a superpixel). On CamVid's holes they raise gat by about 4.5
 mIoU points (bench/RESULTS.md, 2026-12-03).
 
+``supervised`` replaces the per-image networks by one network trained once, before any image is
+corrected, on the holes of another split with exact masks (``noisyseg correct --fit-split``,
+usually the split the clean model learnt from, its probabilities out of fold, its labels corrupted
+and cleaned like the corrected split's): it learns the true class distribution of each
+superpixel's hole pixels from the superpixel's features, its model prior (with ``prior``) and the
+one-hot of its clean label (zeros when it has none). A per-image network can only learn from the
+clean superpixels, which detection kept because the model already agreed with them; this one learns
+from holes, where the model was doubted.
+
 ``crf`` is the paper's last step ("dense CRF refines") on soft scores: the per-pixel posteriors
 (softmax of the GNN's, fused with the model's under ``fuse``) are the holes' unaries, clean pixels
 one-hots at 0.95 as in the ``crf`` corrector. (``noisyseg correct --crf`` refines any corrector's
@@ -30,13 +39,15 @@ from dataclasses import replace
 import torch
 
 from noisyseg.constants import IGNORE_INDEX
-from noisyseg.graph.gnn import train_transductive
-from noisyseg.graph.superpixel_graph import (SuperpixelGraph, batch_graphs, build_superpixel_graph,
+from noisyseg.graph.embed import embed_clean_labels
+from noisyseg.graph.gnn import train_supervised, train_transductive
+from noisyseg.graph.superpixel_graph import (GraphBatch, SuperpixelGraph, batch_graphs, build_superpixel_graph,
                                              pool_node_features)
 from noisyseg.params import Param
-from noisyseg.strategies.correction.base import CorrectionInputs, Corrector
+from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, FitContext
 from noisyseg.strategies.correction.crf import DenseCRF
 from noisyseg.timing import Timer
+from noisyseg.losses.class_balance import median_frequency_weights
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),
@@ -58,6 +69,12 @@ GRAPH_PARAMS = (
           "(0: the model's probabilities alone)", min=0.0),
     Param("crf", bool, False, "refine by a dense CRF whose hole unaries are the per-pixel class posteriors "
           "(the paper's last step, on soft scores; clean pixels one-hot at 0.95)"),
+    Param("supervised", bool, False, "train one network on the holes of a split with exact masks "
+          "(noisyseg correct --fit-split) instead of one per image on its clean superpixels"),
+    Param("fit_epochs", int, 200, "with supervised: full-batch Adam steps on the fit split", min=1),
+    Param("fit_balance", str, "none", "with supervised: weigh the fit split's hole pixels by median-frequency "
+          "class balancing (thin classes count as much as their share of the images they appear in), or none",
+          choices=("median", "none")),
 )
 
 
@@ -81,14 +98,21 @@ class SuperpixelCorrector(Corrector):
     def __init__(self, n_segments: int = 1000, compactness: float = 10.0, prune: bool = True, symmetric: bool = False,
                  epochs: int = 50, lr: float = 0.01, weight_decay: float = 5e-4, dropout: float = 0.0,
                  seed: int = 0, keep_clean: bool = True, share: bool = False, min_clean: float = 0.0,
-                 prior: bool = False, fuse: bool = False, gnn_weight: float = 1.0, crf: bool = False):
+                 prior: bool = False, fuse: bool = False, gnn_weight: float = 1.0, crf: bool = False,
+                 supervised: bool = False, fit_epochs: int = 200, fit_balance: str = "none"):
         self.n_segments, self.compactness = n_segments, compactness
         self.prune, self.symmetric = prune, symmetric
         self.epochs, self.lr, self.weight_decay, self.dropout = epochs, lr, weight_decay, dropout
         self.seed, self.keep_clean, self.share = seed, keep_clean, share
         self.min_clean, self.prior, self.fuse, self.crf = min_clean, prior, fuse, crf
         self.gnn_weight = gnn_weight
+        self.supervised, self.fit_epochs, self.fit_balance = supervised, fit_epochs, fit_balance
+        self.fitted: torch.nn.Module | None = None
         self.last_graphs: list[SuperpixelGraph] = []
+
+    @property
+    def learns(self) -> bool:
+        return self.supervised
 
     def make_model(self, num_graphs: int, in_features: int, num_classes: int,
                    generator: torch.Generator) -> torch.nn.Module:
@@ -117,20 +141,83 @@ class SuperpixelCorrector(Corrector):
         return [pool_node_features(probs[k].to(g.features.device), g.segments, g.features.shape[0]).clamp_min(1e-6).log()
                 for k, g in enumerate(graphs)]
 
+    @staticmethod
+    def padded_priors(batch: GraphBatch, priors: list[torch.Tensor], num_classes: int) -> torch.Tensor:
+        """Per-graph ``(N, C)`` log priors -> ``(G * max_nodes, C)`` in the batch's padded layout."""
+        prior = torch.zeros(batch.num_graphs, batch.max_nodes, num_classes, device=batch.x.device)
+        for k, p in enumerate(priors):
+            prior[k, :p.shape[0]] = p
+        return prior.view(-1, num_classes)
+
+    @staticmethod
+    def supervised_inputs(batch: GraphBatch, prior: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+        """``(N, D [+ C] + C)`` node inputs of the supervised network: the z-scored features, the
+        log prior when there is one, and the one-hot of the node's clean label (zeros for a node
+        without one), so the network can weigh the labels around a hole against the model's opinion."""
+        known = torch.zeros(batch.labels.shape[0], num_classes, device=batch.x.device)
+        labelled = torch.nonzero(batch.labels >= 0).flatten()
+        known[labelled, batch.labels[labelled]] = 1.0
+        return torch.cat([batch.x, *([] if prior is None else [prior]), known], 1)
+
+    def fit(self, ctx: FitContext) -> dict:
+        """``supervised``: one network (shared by all images) learns to predict the true class of
+        the hole pixels of the fit split's superpixels, weighted by their number, from the graph."""
+        if not self.supervised:
+            return {}
+        graphs, priors, counts = [], [], []
+        times = Timer()
+        for inputs, gt in ctx.batches():
+            batch_graphs_ = self.build_graphs(inputs, times)
+            if self.prior and inputs.probs is not None:
+                priors += self.log_priors(batch_graphs_, inputs.probs)
+            for k, g in enumerate(batch_graphs_):
+                truth = gt[k].to(g.segments.device)
+                hole_truth = torch.where((inputs.labels[k].to(truth.device) == IGNORE_INDEX) & (truth != IGNORE_INDEX),
+                                         truth, torch.full_like(truth, IGNORE_INDEX))
+                counts.append(embed_clean_labels(g.segments, hole_truth, g.num_nodes, ctx.num_classes)[2])
+            graphs += batch_graphs_
+        if not graphs:
+            raise ValueError("the fit split has no images")
+        batch = batch_graphs(graphs, self_loops=True)
+        prior = self.padded_priors(batch, priors, ctx.num_classes) if priors else None
+        x = self.supervised_inputs(batch, prior, ctx.num_classes)
+        target = torch.zeros(batch.num_graphs, batch.max_nodes, ctx.num_classes, device=x.device)
+        for k, n in enumerate(counts):
+            target[k, :n.shape[0]] = n.to(x.device).float()
+        target = target.view(-1, ctx.num_classes)
+        if not bool(target.sum() > 0):
+            raise ValueError("the fit split's labels have no holes to learn from")
+        if self.fit_balance == "median":
+            per_image = torch.stack([n.sum(0).cpu() for n in counts]).numpy()  # (images, C) hole pixels
+            image_pixels = (per_image > 0) * per_image.sum(1, keepdims=True)
+            target = target * median_frequency_weights(per_image.sum(0), image_pixels.sum(0)).to(x.device)[None]
+        model = self.make_model(1, x.shape[1], ctx.num_classes, torch.Generator().manual_seed(self.seed)).to(x.device)
+        if prior is not None:
+            model = _WithPrior(model, prior)
+        loss = train_supervised(model, x, batch, target, self.fit_epochs, self.lr, self.weight_decay)
+        self.fitted = model.gnn if prior is not None else model
+        return {"fit_images": len(graphs), "fit_hole_nodes": int((target.sum(1) > 0).sum()), "fit_loss": loss,
+                "fit_timings": times.seconds}
+
     def node_logits(self, graphs: list[SuperpixelGraph], num_classes: int, times: Timer,
                     priors: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Trains one model per graph (batched) and returns ``(G * max_nodes, C)`` logits (padded layout).
-        ``priors`` (per graph ``(N, C)``) are added to the model's logits while it trains and predicts."""
+        """Trains one model per graph (batched; or applies the network ``fit`` trained, with
+        ``supervised``) and returns ``(G * max_nodes, C)`` logits (padded layout). ``priors``
+        (per graph ``(N, C)``) are added to the model's logits while it trains and predicts."""
         with times("train"):
             batch = batch_graphs(graphs, self_loops=True)
+            prior = None if priors is None else self.padded_priors(batch, priors, num_classes)
+            if self.supervised:
+                if self.fitted is None:
+                    raise ValueError("supervised=true: call fit first (noisyseg correct --fit-split)")
+                with torch.no_grad():
+                    logits = self.fitted(self.supervised_inputs(batch, prior, num_classes), batch)
+                return logits if prior is None else logits + prior
             generator = torch.Generator().manual_seed(self.seed)
             model = self.make_model(1 if self.share else batch.num_graphs, batch.x.shape[1], num_classes,
                                     generator).to(batch.x.device)
-            if priors is not None:
-                prior = torch.zeros(batch.num_graphs, batch.max_nodes, num_classes, device=batch.x.device)
-                for k, p in enumerate(priors):
-                    prior[k, :p.shape[0]] = p
-                model = _WithPrior(model, prior.view(-1, num_classes))
+            if prior is not None:
+                model = _WithPrior(model, prior)
             logits = train_transductive(model, batch, self.epochs, self.lr, self.weight_decay)
         return logits
 
