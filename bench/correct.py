@@ -7,7 +7,7 @@ fills; for the reference rows, how often they are right there), and seconds per 
 work: SLIC, graph, train, predict, CRF; not I/O).
 
     .venv/bin/python bench/correct.py [--limit 40] [--strategies gat,gcn,nearest,crf,...]
-        [--root out/camvid] [--threads 2] [--oracle] [--per-class]
+        [--root out/camvid] [--threads 2] [--oracle] [--per-class] [--fit-split strong [--fit-labels DIR]]
 
 The inputs are the chain's directories (bench/camvid_chain.sh): ROOT/noisy, ROOT/cleaned,
 ROOT/preds/features, ROOT/preds/probs. --limit images spread evenly over the split are used
@@ -74,6 +74,17 @@ def oracle_labels(ds: Dataset, ids: list[str], labels: Path, out: Path) -> Path:
     return out
 
 
+def learning(name: str, params: dict | None, args) -> dict:
+    """``fit_split``/``fit_labels`` for a row whose strategy learns with its parameters, else nothing."""
+    from noisyseg.plugins import get_strategy
+
+    if not getattr(get_strategy("correction", name).build(params or {}), "learns", False):
+        return {}
+    if args.fit_split is None:
+        sys.exit(f"bench/correct.py: {name} with these parameters learns from a split: pass --fit-split")
+    return {"fit_split": args.fit_split, "fit_labels": args.fit_labels}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "camvid"))
@@ -91,6 +102,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--oracle", action="store_true", help="trusted labels replaced by the ground truth (corrector alone)")
     ap.add_argument("--per-class", action="store_true", help="also print per-class IoU")
+    ap.add_argument("--fit-split", default=None, help="split with exact masks for strategies that learn "
+                    "(gat -p supervised=true); its features/probs must be in the same dirs")
+    ap.add_argument("--fit-labels", default=None, help="the fit split's holes (default: --labels)")
     ap.add_argument("-p", "--param", action="append", default=[],
                     help="NAME:key=value for one strategy (NAME@TAG:key=value for that row alone)")
     args = ap.parse_args()
@@ -137,7 +151,8 @@ def main() -> None:
             out = Path(tmp) / entry.replace("+", "_").replace("@", "_")
             report = correct(args.data, args.split, cleaned, name, out, features=features, probs=probs,
                              params=params.get(entry, params.get(name)), crf=extra == "crf",
-                             device=args.device, batch_size=args.batch_size, ids=ids)
+                             device=args.device, batch_size=args.batch_size, ids=ids,
+                             **learning(name, params.get(entry, params.get(name)), args))
             add_row(entry, from_dir(ds, out), report["seconds_per_image"])
             t = report["timings"]
             console.print(f"{entry}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), style="dim")

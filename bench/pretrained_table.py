@@ -61,7 +61,7 @@ def main() -> None:
             dq = rep.get("detection_quality") or {}
             notes = ", ".join(f"{k} {dq[k]:.3f}" for k in ("precision", "recall", "f1", "auroc") if k in dq)
             print(row(f"cleaned: {strategy}", evaluate(data, split=unl, labels=d), f"detection {notes}"))
-    for strategy in ("gat", "gat-plus", "nearest", "crf"):
+    for strategy in ("gat", "gat-plus", "gat-supervised", "nearest", "crf"):
         d = out / f"corrected-{strategy}"
         if (d / "report.json").is_file():
             source = Path(json.loads((d / "report.json").read_text()).get("labels", ""))  # the holes it filled
