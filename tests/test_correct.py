@@ -314,8 +314,11 @@ def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(prior):
     assert corrector.learns
     with pytest.raises(ValueError, match="fit"):
         corrector.correct(target)
-    figures = corrector.fit(FitContext(C, lambda: iter([(fit_inputs, fit_gt)])))
+    tracked = []
+    figures = corrector.fit(FitContext(C, lambda: iter([(fit_inputs, fit_gt)]),
+                                       lambda items, total, what: tracked.append(total) or items))
     assert figures["fit_images"] == 2 and figures["fit_hole_nodes"] > 0
+    assert tracked == [300]  # the epochs ran under the progress callback
     out = corrector.correct(target).labels
     assert (out == gt).float().mean() > 0.97
     again = get_strategy("correction", "gat").build({**params, "supervised": True, "fit_epochs": 300})

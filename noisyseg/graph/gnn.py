@@ -15,6 +15,7 @@ parameters to every graph of the batch (the correctors' ``share=true``).
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +155,8 @@ def train_transductive(model: nn.Module, batch: GraphBatch, epochs: int = 100, l
 
 
 def train_supervised(model: nn.Module, x: torch.Tensor, batch: GraphBatch, counts: torch.Tensor,
-                     epochs: int = 200, lr: float = 0.01, weight_decay: float = 5e-4) -> float:
+                     epochs: int = 200, lr: float = 0.01, weight_decay: float = 5e-4,
+                     progress: Callable[[Iterable[int]], Iterable[int]] = iter) -> float:
     """Fits ``model`` (one set of parameters for every graph) to per-node class counts with
     full-batch Adam: the cross-entropy of every counted pixel against its node's prediction,
     averaged over pixels (a node's target is the distribution of its pixels, so mixed nodes are
@@ -163,6 +165,7 @@ def train_supervised(model: nn.Module, x: torch.Tensor, batch: GraphBatch, count
     Args:
         x: ``(N, D)`` node inputs in the batch's padded layout.
         counts: ``(N, C)`` float, e.g. how many of the node's hole pixels are truly each class.
+        progress: wraps the epochs (a progress bar).
     Returns the last epoch's loss; leaves the model in eval mode.
     """
     sel = torch.nonzero(counts.sum(1) > 0).flatten()
@@ -170,7 +173,7 @@ def train_supervised(model: nn.Module, x: torch.Tensor, batch: GraphBatch, count
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
     loss = torch.zeros(())
-    for _ in range(epochs):
+    for _ in progress(range(epochs)):
         opt.zero_grad(set_to_none=True)
         loss = -(counts * F.log_softmax(model(x, batch)[sel], 1)).sum()
         loss.backward()

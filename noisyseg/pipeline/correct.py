@@ -128,13 +128,13 @@ def correct(dataset: str | Path, split: str, labels: str | Path, strategy: str, 
             fit_chunks = group_by_size(fit_ids, fit_sizes, batch_size)
 
             def fit_batches() -> Iterator[tuple[CorrectionInputs, torch.Tensor]]:
-                for chunk in track(fit_chunks, len(fit_chunks), f"correct: fit on {fit_split} ({strategy})"):
+                for chunk in track(fit_chunks, len(fit_chunks), f"fit: read {fit_split} ({strategy})"):
                     size = fit_sizes[chunk[0]]
                     gt = torch.from_numpy(np.stack([ds.load_mask(i, size) for i in chunk]).astype(np.int64))
                     yield load(chunk, size, fit_dir), gt.to(dev)
 
             with timer("fit"), run.strategy_errors():
-                fitted = corrector.fit(FitContext(C, fit_batches))
+                fitted = corrector.fit(FitContext(C, fit_batches, track))
         for batch in run.tracked(run.batches(load)):
             with run.strategy_errors():
                 result = corrector.correct(batch)

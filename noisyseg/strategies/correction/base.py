@@ -19,7 +19,7 @@ Holes the strategy leaves as 255 stay 255 (e.g. nothing to propagate from).
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
 import torch
 
@@ -61,10 +61,12 @@ class FitContext(NamedTuple):
     - num_classes: C.
     - batches(): an iterator of ``(CorrectionInputs, ground truth (B, H, W) int64, 255 = ignore)``
       over the fit split (a fresh pass per call).
+    - track(items, total, description): wraps a long loop of the fit in a progress bar.
     """
 
     num_classes: int
     batches: Callable[[], Iterator[tuple[CorrectionInputs, torch.Tensor]]]
+    track: Callable[[Iterable, int, str], Iterable] = lambda items, total, description: items
 
 
 class Correction(NamedTuple):

@@ -194,7 +194,8 @@ class SuperpixelCorrector(Corrector):
         model = self.make_model(1, x.shape[1], ctx.num_classes, torch.Generator().manual_seed(self.seed)).to(x.device)
         if prior is not None:
             model = _WithPrior(model, prior)
-        loss = train_supervised(model, x, batch, target, self.fit_epochs, self.lr, self.weight_decay)
+        loss = train_supervised(model, x, batch, target, self.fit_epochs, self.lr, self.weight_decay,
+                                lambda epochs: ctx.track(epochs, self.fit_epochs, f"fit: train on {len(graphs)} graphs"))
         self.fitted = model.gnn if prior is not None else model
         return {"fit_images": len(graphs), "fit_hole_nodes": int((target.sum(1) > 0).sum()), "fit_loss": loss,
                 "fit_timings": times.seconds}
