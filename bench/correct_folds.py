@@ -10,11 +10,18 @@ This is how ``gat -p supervised=true`` can be measured where its fit and target 
 ROOT/preds/{features,probs} must hold the split's (out-of-fold) predictions; --labels its holes.
 Folds interleave the split's ids (image k goes to fold k mod F). Prints mIoU, precision and hole
 accuracy per row, pooled over the split, and per-class IoU.
+
+--target-preds DIR takes the held-out fold's probs and features from DIR instead (e.g. the full
+model's predictions of the split, ``noisyseg predict RUN/full DATA --split strong --features
+--flip --out DIR``), while the fit folds keep ROOT/preds: a learning corrector then fits on one
+model's probabilities and corrects another's, as in the chain (fit on out-of-fold, correct weak
+with the full model).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +58,15 @@ def fold_view(data: Path, split: str, folds: int, where: Path) -> Path:
     return view
 
 
+def mixed_preds(fit: Path, target: Path, ids: list[str], held: set[str], where: Path) -> Path:
+    """A preds dir (probs/, features/ of symlinks) with ``held`` images from ``target``, the rest from ``fit``."""
+    for kind in ("probs", "features"):
+        (where / kind).mkdir(parents=True)
+        for i in ids:
+            os.symlink((target if i in held else fit).resolve() / kind / f"{i}.npy", where / kind / f"{i}.npy")
+    return where
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "camvid"))
@@ -58,6 +74,7 @@ def main() -> None:
     ap.add_argument("--labels", required=True, help="the split's cleaned labels (holes = 255)")
     ap.add_argument("--split", default="strong")
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--target-preds", default=None, help="the held-out fold's probs/features from this dir")
     ap.add_argument("--rows", default="crf,gat-plus,supervised-w1,supervised-w2", help=f"comma list of {', '.join(ROWS)}")
     args = ap.parse_args()
     data, root = Path(args.data), Path(args.root)
@@ -78,14 +95,18 @@ def main() -> None:
             for k in range(args.folds):
                 out = Path(tmp) / name / f"fold{k}"
                 fit = {"fit_split": f"fit{k}"} if params.get("supervised") else {}
-                correct(view, f"eval{k}", args.labels, strategy, out, features=root / "preds" / "features",
-                        probs=root / "preds" / "probs", params=params, **fit)
+                preds = root / "preds"
+                if args.target_preds:
+                    preds = mixed_preds(preds, Path(args.target_preds), ids, set(ds.ids(f"eval{k}")),
+                                        Path(tmp) / name / f"preds{k}")
+                correct(view, f"eval{k}", args.labels, strategy, out, features=preds / "features",
+                        probs=preds / "probs", params=params, **fit)
                 where.update({i: LabelDir(out) for i in ds.ids(f"eval{k}")})
             q, hole_acc = quality(ds, ids, lambda i, size: where[i].read(i, ds.num_classes, size), LabelDir(args.labels))
             rows.append([name, q["miou"], q["precision"], hole_acc])
             per_class.append([name, *q["per_class_iou"].values()])
             console.print(f"{name}: done", style="dim")
-    title = f"correct {args.split}, {args.folds} folds, pooled"
+    title = f"correct {args.split}, {args.folds} folds, pooled" + (f", held-out preds {args.target_preds}" if args.target_preds else "")
     console.print(table(f"{title}: IoU per class", ["labels", *(c[:6] for c in ds.classes)],
                         [[r[0], *("-" if v is None else f"{v:.2f}" for v in r[1:])] for r in per_class]))
     console.print(table(title, ["labels", "mIoU", "precision", "hole accuracy"], rows))
