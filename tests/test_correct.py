@@ -293,8 +293,8 @@ def _right_half_unlabelled(seed):
     return inputs._replace(labels=labels), gt
 
 
-@pytest.mark.parametrize("prior", [False, True])
-def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(prior):
+@pytest.mark.parametrize("name,prior", [("gat", False), ("gat", True), ("gcn", False)])
+def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(name, prior):
     """No image's clean pixels show class 2, so one network per image can only guess the right
     half; one network trained on a fit split's holes against its exact masks learns
     that the right half's features are class 2 there and carries it to the images corrected."""
@@ -306,11 +306,11 @@ def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(prior):
     if prior:  # an uninformative model: the class must come from the fit split
         target = target._replace(probs=torch.full_like(target.probs, 1 / C))
         fit_inputs = fit_inputs._replace(probs=torch.full_like(fit_inputs.probs, 1 / C))
-    per_image = get_strategy("correction", "gat").build(params)
+    per_image = get_strategy("correction", name).build(params)
     assert not per_image.learns
     assert (per_image.correct(target).labels == gt).float().mean() < 0.9  # the right half is a guess
 
-    corrector = get_strategy("correction", "gat").build({**params, "supervised": True, "fit_epochs": 300})
+    corrector = get_strategy("correction", name).build({**params, "supervised": True, "fit_epochs": 300})
     assert corrector.learns
     with pytest.raises(ValueError, match="fit"):
         corrector.correct(target)
@@ -321,6 +321,6 @@ def test_supervised_learns_from_the_fit_splits_holes_what_no_image_shows(prior):
     assert tracked == [300]  # the epochs ran under the progress callback
     out = corrector.correct(target).labels
     assert (out == gt).float().mean() > 0.97
-    again = get_strategy("correction", "gat").build({**params, "supervised": True, "fit_epochs": 300})
+    again = get_strategy("correction", name).build({**params, "supervised": True, "fit_epochs": 300})
     again.fit(FitContext(C, lambda: iter([(fit_inputs, fit_gt)])))
     assert torch.equal(again.correct(target).labels, out)  # seeded: the same network twice
