@@ -209,6 +209,26 @@ def test_folds_give_out_of_fold_predictions(cli, shapes, tmp_path):
     assert_one_line_error(cli(*base, "--full"), "--full", "--folds")
 
 
+def test_interleaved_folds_hold_out_every_kth_image(cli, shapes, tmp_path):
+    from conftest import assert_one_line_error
+    from noisyseg.train.supervised import fold_block
+
+    ids = Dataset(shapes).ids("strong")
+    assert fold_block(ids, 3, 1, "interleaved") == ids[1::3]
+    assert sorted(sum((fold_block(ids, 3, k, "interleaved") for k in range(3)), [])) == sorted(ids)
+    run = tmp_path / "folds"
+    base = ["train", shapes, "--split", "strong", "--out", run, "--epochs", "1", "--batch-size", "4", "--folds", "2",
+            "--crop-size", "32", "--device", "cpu", "--model", "deeplabv3plus", "-p", "width=8", "-p", "depth=1,1,1,1",
+            "-p", "feature_dim=16"]
+    result = cli(*base, "--fold-order", "interleaved")
+    assert result.code == 0, result
+    index = json.loads((run / "folds.json").read_text())
+    assert index["held_out"] == {"fold0": ids[0::2], "fold1": ids[1::2]} and index["fold_order"] == "interleaved"
+    assert cli(*base).code == 2  # the contiguous fold set is another run: refused in the same place
+    assert_one_line_error(cli(*base, "--fold-order", "random", "--out", tmp_path / "x"), "--fold-order", "found 'random'")
+    assert not (tmp_path / "x").exists()
+
+
 def test_train_on_two_splits_with_their_own_labels(cli, shapes, shapes_chain, tmp_path):
     """Exact masks of one split and a label dir for the other, learnt together; folds hold out a
     block of each split, and predict gives every image of both its out-of-fold probabilities."""

@@ -50,6 +50,11 @@ def register(app: typer.Typer) -> None:
                                   help="K > 1: train K models, each without one contiguous block of the split, into "
                                        "OUT/fold0..fold{K-1}; 'noisyseg predict OUT' then gives held-out images out-of-fold "
                                        "probabilities (honest for calibration) and other images the folds' mean."),
+        fold_order: str = typer.Option("contiguous", "--fold-order",
+                                       help="With --folds: contiguous (each fold leaves out a block of the split "
+                                            "and so its frames' neighbours: the honest estimate for unseen scenes) or "
+                                            "interleaved (every K-th image: out-of-fold probabilities like those of "
+                                            "frames drawn between the training frames, e.g. CamVid's weak split)."),
         full: bool = typer.Option(False, "--full",
                                   help="With --folds: also train OUT/full on every image; predict then gives images "
                                        "no fold held out the full model's prediction instead of the folds' mean "
@@ -146,7 +151,7 @@ def register(app: typer.Typer) -> None:
                            model_params=parse_assignments(model_param), epochs=epochs, batch_size=batch_size, lr=lr,
                            crop_size=crop_size, scale_min=scale_min, scale_max=scale_max, input_scale=input_scale,
                            jitter=jitter, normalisation=normalisation, backbone_lr=backbone_lr,
-                           class_balance=class_balance, folds=folds, full=full, seed=seed,
+                           class_balance=class_balance, folds=folds, fold_order=fold_order, full=full, seed=seed,
                            **{k: v for k, v in semi_options.items() if v is not None and v != {}})
         if isinstance(cfg, SemiConfig):
             _semi_with_progress(cfg, force)

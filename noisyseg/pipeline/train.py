@@ -42,7 +42,7 @@ def train_config(dataset: str, splits: list[str], out: str, labels: str | dict |
     from noisyseg.train.data import NORMALISATIONS
     from noisyseg.train.semi import SemiConfig
     from noisyseg.train.semi.config import plan
-    from noisyseg.train.supervised import CLASS_BALANCES, TrainConfig
+    from noisyseg.train.supervised import CLASS_BALANCES, FOLD_ORDERS, TrainConfig
 
     defaults = option_defaults()
     unknown = sorted(set(options) - set(defaults))
@@ -54,6 +54,8 @@ def train_config(dataset: str, splits: list[str], out: str, labels: str | dict |
                              f"found '{given['normalisation']}'")
     if given["class_balance"] not in CLASS_BALANCES:
         raise ParameterError(f"{name('class_balance')}: expected {' or '.join(CLASS_BALANCES)}, found '{given['class_balance']}'")
+    if given["fold_order"] not in FOLD_ORDERS:
+        raise ParameterError(f"{name('fold_order')}: expected {' or '.join(FOLD_ORDERS)}, found '{given['fold_order']}'")
     if not 0 < given["scale_min"] <= given["scale_max"]:
         raise ParameterError(f"scale range: expected 0 < LO <= HI, found {given['scale_min']},{given['scale_max']}")
     if not splits or len(set(splits)) != len(splits) or any(not name or "+" in name for name in splits):

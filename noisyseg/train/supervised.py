@@ -56,6 +56,7 @@ class TrainConfig:
     class_balance: str = "median"
     folds: int = 1
     fold: int = 0
+    fold_order: str = "contiguous"
     full: bool = False
     cls_weight: float = 0.1
     seed: int = 0
@@ -68,8 +69,9 @@ StepHook = Callable[[int, int, int, float], None]
 
 # Options added after a run was written take these values in its saved config.
 _DEFAULTS = {"input_scale": 1.0, "jitter": 0.0, "normalisation": "imagenet", "class_balance": "none", "folds": 1,
-             "fold": 0, "backbone_lr": 1.0, "full": False}
+             "fold": 0, "backbone_lr": 1.0, "full": False, "fold_order": "contiguous"}
 CLASS_BALANCES = ("none", "median")
+FOLD_ORDERS = ("contiguous", "interleaved")
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float, backbone_lr: float) -> list[dict]:
@@ -85,9 +87,14 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, backbone_lr: f
             for (backbone, decay), params in sorted(groups.items())]
 
 
-def fold_block(ids: list[str], folds: int, fold: int) -> list[str]:
-    """The ``fold``-th of ``folds`` contiguous blocks of ``ids`` (in split order): the images fold
-    ``fold`` leaves out. Contiguous, because neighbouring frames of a video are near-duplicates."""
+def fold_block(ids: list[str], folds: int, fold: int, order: str = "contiguous") -> list[str]:
+    """The images fold ``fold`` of ``folds`` leaves out: the ``fold``-th contiguous block of ``ids``
+    (in split order; neighbouring frames of a video are near-duplicates, so a held-out image's
+    neighbours are held out with it), or with ``order="interleaved"`` every ``folds``-th image from
+    the ``fold``-th (its neighbours stay in training, as the frames of a split drawn between the
+    labelled ones are to a model trained on all of them)."""
+    if order == "interleaved":
+        return ids[fold::folds]
     n = len(ids)
     return ids[fold * n // folds:(fold + 1) * n // folds]
 
@@ -109,10 +116,10 @@ def split_ids(ds: Dataset, split: str) -> dict[str, list[str]]:
     return out
 
 
-def held_out_ids(per_split: dict[str, list[str]], folds: int, fold: int) -> list[str]:
-    """The images fold ``fold`` leaves out: the ``fold``-th contiguous block of every split, so
-    each fold keeps the same share of each kind of label."""
-    return [i for ids in per_split.values() for i in fold_block(ids, folds, fold)]
+def held_out_ids(per_split: dict[str, list[str]], folds: int, fold: int, order: str = "contiguous") -> list[str]:
+    """The images fold ``fold`` leaves out: ``fold_block`` of every split, so each fold keeps the
+    same share of each kind of label."""
+    return [i for ids in per_split.values() for i in fold_block(ids, folds, fold, order)]
 
 
 def per_image(source: str | dict | None, per_split: dict[str, list[str]]) -> dict[str, str | None]:
@@ -146,7 +153,7 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     per_split = split_ids(ds, cfg.split)
     ids = [i for split in per_split.values() for i in split]
     if cfg.folds > 1:
-        held_out = set(held_out_ids(per_split, cfg.folds, cfg.fold))
+        held_out = set(held_out_ids(per_split, cfg.folds, cfg.fold, cfg.fold_order))
         ids = [i for i in ids if i not in held_out]
     from noisyseg.plugins import get_model
 
@@ -277,7 +284,8 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
             raise NoisySegError(f"split '{name}' of {cfg.dataset} has {len(ids)} images, fewer than {cfg.folds} folds")
     out = Path(cfg.out)
     index = {"folds": cfg.folds, "split": cfg.split,
-             "held_out": {f"fold{k}": held_out_ids(per_split, cfg.folds, k) for k in range(cfg.folds)}}
+             "fold_order": cfg.fold_order,
+             "held_out": {f"fold{k}": held_out_ids(per_split, cfg.folds, k, cfg.fold_order) for k in range(cfg.folds)}}
     if cfg.full:
         index["full"] = FULL_RUN  # absent without, so older fold sets still resume
     index_path = out / FOLDS_FILE
