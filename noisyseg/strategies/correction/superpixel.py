@@ -43,11 +43,11 @@ from noisyseg.graph.embed import embed_clean_labels
 from noisyseg.graph.gnn import train_supervised, train_transductive
 from noisyseg.graph.superpixel_graph import (GraphBatch, SuperpixelGraph, batch_graphs, build_superpixel_graph,
                                              pool_node_features)
+from noisyseg.losses.class_balance import median_frequency_weights
 from noisyseg.params import Param
 from noisyseg.strategies.correction.base import CorrectionInputs, Corrector, FitContext
 from noisyseg.strategies.correction.crf import DenseCRF
 from noisyseg.timing import Timer
-from noisyseg.losses.class_balance import median_frequency_weights
 
 GRAPH_PARAMS = (
     Param("n_segments", int, 1000, "SLIC: approximate superpixels per image", min=2),
@@ -142,12 +142,13 @@ class SuperpixelCorrector(Corrector):
                 for k, g in enumerate(graphs)]
 
     @staticmethod
-    def padded_priors(batch: GraphBatch, priors: list[torch.Tensor], num_classes: int) -> torch.Tensor:
-        """Per-graph ``(N, C)`` log priors -> ``(G * max_nodes, C)`` in the batch's padded layout."""
-        prior = torch.zeros(batch.num_graphs, batch.max_nodes, num_classes, device=batch.x.device)
-        for k, p in enumerate(priors):
-            prior[k, :p.shape[0]] = p
-        return prior.view(-1, num_classes)
+    def padded(batch: GraphBatch, per_graph: list[torch.Tensor], num_classes: int) -> torch.Tensor:
+        """Per-graph ``(N, C)`` node values (log priors, class counts) -> ``(G * max_nodes, C)``
+        float32 in the batch's padded layout (padding nodes: zeros)."""
+        out = torch.zeros(batch.num_graphs, batch.max_nodes, num_classes, device=batch.x.device)
+        for k, values in enumerate(per_graph):
+            out[k, :values.shape[0]] = values.to(out.device).float()
+        return out.view(-1, num_classes)
 
     @staticmethod
     def supervised_inputs(batch: GraphBatch, prior: torch.Tensor | None, num_classes: int) -> torch.Tensor:
@@ -160,8 +161,8 @@ class SuperpixelCorrector(Corrector):
         return torch.cat([batch.x, *([] if prior is None else [prior]), known], 1)
 
     def fit(self, ctx: FitContext) -> dict:
-        """``supervised``: one network (shared by all images) learns to predict the true class of
-        the hole pixels of the fit split's superpixels, weighted by their number, from the graph."""
+        """``supervised``: one network (shared by all images) learns, for each superpixel of the fit
+        split, the distribution of the true classes of its hole pixels (weighted by their number)."""
         if not self.supervised:
             return {}
         graphs, priors, counts = [], [], []
@@ -179,12 +180,9 @@ class SuperpixelCorrector(Corrector):
         if not graphs:
             raise ValueError("the fit split has no images")
         batch = batch_graphs(graphs, self_loops=True)
-        prior = self.padded_priors(batch, priors, ctx.num_classes) if priors else None
+        prior = self.padded(batch, priors, ctx.num_classes) if priors else None
         x = self.supervised_inputs(batch, prior, ctx.num_classes)
-        target = torch.zeros(batch.num_graphs, batch.max_nodes, ctx.num_classes, device=x.device)
-        for k, n in enumerate(counts):
-            target[k, :n.shape[0]] = n.to(x.device).float()
-        target = target.view(-1, ctx.num_classes)
+        target = self.padded(batch, counts, ctx.num_classes)
         if not bool(target.sum() > 0):
             raise ValueError("the fit split's labels have no holes to learn from")
         if self.fit_balance == "median":
@@ -207,7 +205,7 @@ class SuperpixelCorrector(Corrector):
         (per graph ``(N, C)``) are added to the model's logits while it trains and predicts."""
         with times("train"):
             batch = batch_graphs(graphs, self_loops=True)
-            prior = None if priors is None else self.padded_priors(batch, priors, num_classes)
+            prior = None if priors is None else self.padded(batch, priors, num_classes)
             if self.supervised:
                 if self.fitted is None:
                     raise ValueError("supervised=true: call fit first (noisyseg correct --fit-split)")
