@@ -225,6 +225,13 @@ def test_interleaved_folds_hold_out_every_kth_image(cli, shapes, tmp_path):
     index = json.loads((run / "folds.json").read_text())
     assert index["held_out"] == {"fold0": ids[0::2], "fold1": ids[1::2]} and index["fold_order"] == "interleaved"
     assert cli(*base).code == 2  # the contiguous fold set is another run: refused in the same place
+    # ... but the model on every image is the same for both orders: its config says so
+    assert cli(*base, "--fold-order", "interleaved", "--full").code == 0
+    other = tmp_path / "contiguous"
+    assert cli(*base, "--full", "--out", other).code == 0
+    configs = [json.loads((d / "full" / "config.json").read_text()) for d in (run, other)]
+    assert configs[0]["fold_order"] == "contiguous" and {**configs[0], "out": ""} == {**configs[1], "out": ""}
+    assert json.loads((run / "fold0" / "config.json").read_text())["fold_order"] == "interleaved"
     assert_one_line_error(cli(*base, "--fold-order", "random", "--out", tmp_path / "x"), "--fold-order", "found 'random'")
     assert not (tmp_path / "x").exists()
 

@@ -311,8 +311,9 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
         if cfg.full:
             if on_fold:
                 on_fold(cfg.folds)
-            reports.append(train(replace(cfg, out=str(out / FULL_RUN), folds=1, fold=0, full=False), force=force,
-                                 on_step=on_step))
+            # the order of the folds does not touch the model on every image: one config for both orders
+            reports.append(train(replace(cfg, out=str(out / FULL_RUN), folds=1, fold=0, full=False,
+                                         fold_order=_DEFAULTS["fold_order"]), force=force, on_step=on_step))
         return reports
 
 
