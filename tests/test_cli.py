@@ -73,6 +73,11 @@ def test_detect_and_evaluate(cli, shapes_chain, tmp_path):
         assert key in metrics
     assert metrics["coverage"] == pytest.approx(report["cleaned_label_quality"]["coverage"])
     assert metrics["precision"] == pytest.approx(report["cleaned_label_quality"]["precision"])
+
+    bounded = cli(*[a for a in args if a != "--json"], "-p", "confidence=0.9", "--out", tmp_path / "bounded")
+    assert bounded.code == 0, bounded
+    shown = " ".join(bounded.out.split())
+    assert "0.97 at 0.9 confidence over images" in shown and "bound" in shown
     table = cli("evaluate", c["data"], "--labels", tmp_path / "clean", "--probs", c["probs"])
     assert table.code == 0 and "ECE" in table.out and "per-class IoU" in table.out
 

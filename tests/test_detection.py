@@ -219,3 +219,59 @@ def test_example_plugin_margin_uses_label_confidence():
     torch.testing.assert_close(result.scores[valid], gap[valid], rtol=0, atol=0)
     assert not result.scores[~valid].any()
     assert torch.equal(result.flags, valid & (gap > 0.3))
+
+
+def _calibration_images(rng, n, pixels=400):
+    """Images whose noise rate varies from image to image (as real ones do): per pixel a loss, and
+    whether the noisy label is right, likelier at low loss."""
+    out = []
+    for _ in range(n):
+        rate = rng.uniform(0.0, 0.6)
+        loss = np.round(rng.exponential(1.0, pixels), 3)
+        out.append((loss, rng.random(pixels) > rate * (1 - np.exp(-loss))))
+    return out
+
+
+def _histogram(images, per_image):
+    hist = LossHistogram(per_image=per_image)
+    losses = torch.tensor(np.stack([l for l, _ in images])).float()
+    hist.update(losses, torch.tensor(np.stack([c for _, c in images])))
+    return hist
+
+
+def _precision(images, theta):
+    kept = np.concatenate([c[l.astype(np.float16) <= theta] for l, c in images])
+    return kept.mean() if kept.size else 1.0
+
+
+def test_calibrate_theta_with_confidence_holds_the_target_on_new_images():
+    """θ from the point estimate meets the target on new images of the same source about half the
+    time; the bootstrap bound at confidence 0.9 most of the time, and keeps fewer pixels."""
+    rng = np.random.default_rng(0)
+    met = {0.0: 0, 0.9: 0}
+    for _ in range(40):
+        calib, new = _calibration_images(rng, 30), _calibration_images(rng, 30)
+        hist = _histogram(calib, per_image=True)
+        point, _ = calibrate_theta(hist, 0.9)
+        bound, _ = calibrate_theta(hist, 0.9, confidence=0.9)
+        assert bound <= point and _precision(calib, bound) >= 0.9
+        met[0.0] += _precision(new, point) >= 0.9
+        met[0.9] += _precision(new, bound) >= 0.9
+    assert met[0.0] <= 28 and met[0.9] >= 30 and met[0.9] - met[0.0] >= 6, met
+    # the per-image buckets add up to the pooled histogram; a pooled one cannot give a bound
+    assert torch.equal(torch.stack(hist.images).sum(0)[0], hist.correct.view(-1, 16).sum(-1))
+    with pytest.raises(ValueError, match="per_image"):
+        calibrate_theta(_histogram(calib, per_image=False), 0.9, confidence=0.9)
+
+
+def test_small_loss_confidence_reported_and_stricter():
+    probs, labels = _probs(B=6, H=16, W=16, seed=7), _labels(B=6, H=16, W=16, seed=8)
+    gt = torch.where(torch.rand(labels.shape, generator=torch.Generator().manual_seed(9)) < 0.85, labels, 0)
+    ctx = DetectionContext(4, batches=lambda: iter(()),
+                           calibration_batches=lambda split: iter([Batch(list("abcdef"), probs, labels, gt)]))
+    fitted = {c: get_strategy("detection", "small-loss").build(
+        {"theta": "auto", "calibrate_split": "val", "target_precision": "0.9", "confidence": c}).fit(ctx)
+        for c in ("0", "0.9")}
+    assert fitted["0.9"]["confidence"] == 0.9 and fitted["0.9"]["theta"] <= fitted["0"]["theta"]
+    chosen = next(c for c in fitted["0.9"]["curve"] if c["theta"] == fitted["0.9"]["theta"])
+    assert 0.9 <= chosen["precision_bound"] <= chosen["precision"] and "precision_bound" not in fitted["0"]["curve"][0]

@@ -80,7 +80,8 @@ def test_plugins_command_json(cli):
     entries = json.loads(result.out)
     small = next(e for e in entries if e["name"] == "small-loss")
     assert small["kind"] == "detection" and small["plugin"] == "noisyseg"
-    assert {p["name"] for p in small["params"]} == {"theta", "calibrate_split", "target_precision", "window"}
+    assert {p["name"] for p in small["params"]} == {"theta", "calibrate_split", "target_precision", "confidence",
+                                                 "window"}
     assert any(e["kind"] == "model" for e in entries)
 
 
@@ -99,7 +100,7 @@ def test_plugins_command_fits_80_columns():
     listing = subprocess.run([sys.executable, "-m", "noisyseg.cli.main", "plugins"], capture_output=True, text=True,
                              env=env, check=True).stdout
     assert max(len(line) for line in listing.splitlines()) <= 80
-    assert "small-loss" in listing and "-p theta, calibrate_split, target_precision, window" in listing
+    assert "small-loss" in listing and "-p theta, calibrate_split, target_precision, confidence, window" in listing
     detail = subprocess.run([sys.executable, "-m", "noisyseg.cli.main", "plugins", "small-loss"], capture_output=True,
                             text=True, env=env, check=True).stdout
     assert max(len(line) for line in detail.splitlines()) <= 80

@@ -41,9 +41,12 @@ def register(app: typer.Typer) -> None:
             return
         fitted = report["fitted"]
         if "curve" in fitted:
-            ui.out.print(ui.table(f"θ calibration on '{fitted['calibrate_split']}' (target precision {fitted['target_precision']})",
-                                  ["θ", "kept precision", "coverage"],
-                                  [[c["theta"], c["precision"], c["coverage"]] for c in fitted["curve"]]))
+            bound = fitted.get("confidence", 0) > 0
+            ui.out.print(ui.table(f"θ calibration on '{fitted['calibrate_split']}' (target precision {fitted['target_precision']}"
+                                  + (f" at {fitted['confidence']:g} confidence over images)" if bound else ")"),
+                                  ["θ", "kept precision", "coverage"] + (["precision bound"] if bound else []),
+                                  [[c["theta"], c["precision"], c["coverage"]] + ([c["precision_bound"]] if bound else [])
+                                   for c in fitted["curve"]]))
         if "spare_blind" in fitted:
             spared = fitted["spare_blind"]["spared_classes"]
             ui.out.print(f"spared (model agrees on < {spare_blind:g} of their pixels): {', '.join(spared) or 'none'}")
