@@ -16,4 +16,6 @@ for item in dataset.json images masks; do ln -sfn "$DATA/$item" "$VIEW/$item"; d
 cp "$DATA/splits/val.txt" "$VIEW/splits/strong.txt"
 cp "$DATA/splits/train.txt" "$VIEW/splits/weak.txt"
 cp "$DATA/splits/test.txt" "$VIEW/splits/test.txt"
-CAMVID=$VIEW exec bench/camvid_pretrained.sh "$OUT"
+# strong's folds hold out contiguous blocks here: weak is other sequences, so out-of-fold
+# probabilities should look like a new scene's, not like a neighbouring frame's (the file's interleaved)
+CAMVID=$VIEW SET="stages.clean.fold_order=\"contiguous\" ${SET:-}" exec bench/camvid_pretrained.sh "$OUT"
