@@ -64,6 +64,9 @@ def box_mean(values: torch.Tensor, valid: torch.Tensor, window: int) -> torch.Te
     return torch.where(count > 0.5, total.float().clamp_min(0) / count.clamp_min(1), 0.0)
 
 
+BUCKETS = 1 << 12  # per-image histograms for the bound: float16 order keys >> 4
+
+
 class LossHistogram:
     """Counts of calibration pixels per float16 loss value, split by whether the noisy label is right.
 
@@ -97,9 +100,6 @@ class LossHistogram:
     @property
     def pixels(self) -> int:
         return int(self.correct.sum() + self.wrong.sum())
-
-
-BUCKETS = 1 << 12  # per-image histograms for the bound: float16 order keys >> 4
 
 
 def calibrate_theta(hist: LossHistogram, target_precision: float,
