@@ -155,6 +155,8 @@ def train(cfg: TrainConfig, force: bool = False, on_step: StepHook | None = None
     if cfg.folds > 1:
         held_out = set(held_out_ids(per_split, cfg.folds, cfg.fold, cfg.fold_order))
         ids = [i for i in ids if i not in held_out]
+    else:  # a run on every image: the fold order does not touch it, so its config does not say one
+        cfg = replace(cfg, fold_order=_DEFAULTS["fold_order"])
     from noisyseg.plugins import get_model
 
     spec = get_model(cfg.model)
@@ -311,9 +313,8 @@ def train_folds(cfg: TrainConfig, force: bool = False, on_step: StepHook | None 
         if cfg.full:
             if on_fold:
                 on_fold(cfg.folds)
-            # the order of the folds does not touch the model on every image: one config for both orders
-            reports.append(train(replace(cfg, out=str(out / FULL_RUN), folds=1, fold=0, full=False,
-                                         fold_order=_DEFAULTS["fold_order"]), force=force, on_step=on_step))
+            reports.append(train(replace(cfg, out=str(out / FULL_RUN), folds=1, fold=0, full=False), force=force,
+                                 on_step=on_step))
         return reports
 
 
