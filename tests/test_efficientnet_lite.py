@@ -162,3 +162,34 @@ def test_imagenet_head_sees_streets_in_camvid(camvid_root):
     torch.manual_seed(0)
     assert hits(load_imagenet_weights(EfficientNetLite())) >= 8
     assert hits(EfficientNetLite()) <= 2
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "deeplabv3plus"])
+def test_builtin_models_run_channels_last_with_the_same_outputs(name):
+    from noisyseg.plugins import get_model
+    from noisyseg.train.checkpoint import build_model
+
+    spec = get_model(name)
+    params = spec.resolve({"pretrained": False} if name.startswith("efficientnet") else {})
+    torch.manual_seed(0)
+    model = build_model({"model": name, "num_classes": 3, "model_params": params}).eval()
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    nchw = LiteDeepLab(3, name, **params) if name.startswith("efficientnet") else spec.factory(num_classes=3, **params)
+    nchw.load_state_dict(model.state_dict())
+    assert next(p for p in nchw.parameters() if p.dim() == 4).is_contiguous()
+    x = torch.rand(2, 3, 37, 45)
+    with torch.no_grad():
+        got, expected = model(x), nchw.eval()(x)
+    torch.testing.assert_close(got["logits"], expected["logits"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got["features"], expected["features"], atol=1e-4, rtol=1e-4)
+
+
+def test_plugin_models_keep_their_memory_format(monkeypatch):
+    from noisyseg.models.spec import ModelSpec
+    from noisyseg.train import checkpoint
+
+    spec = ModelSpec(name="plain", summary="", factory=lambda num_classes: torch.nn.Conv2d(3, num_classes, 3))
+    monkeypatch.setattr("noisyseg.plugins.get_model", lambda name: spec)
+    model = checkpoint.build_model({"model": "plain", "num_classes": 2, "model_params": {}})
+    assert model.weight.is_contiguous() and not model.weight.is_contiguous(memory_format=torch.channels_last)

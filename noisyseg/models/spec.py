@@ -22,6 +22,11 @@ class ModelSpec:
     ``"logits_fp"`` (the decoder on channel-dropped encoder features; ``--method unimatch``), and
     ``"class_logits"`` ``(B, C)`` with ``"stage4"`` (the features a ``class_head`` linear layer pools)
     for CAMs (``--method pseudoseg``).
+
+    ``channels_last``: the network runs with NHWC weights and activations (``torch.channels_last``),
+    which oneDNN and cuDNN convolve faster (about 1.35x a training step of efficientnet-lite0 on 2
+    CPU cores; ``bench/train_step.py``). A model whose forward reshapes activations with ``view``
+    must leave it False.
     """
 
     name: str
@@ -29,6 +34,7 @@ class ModelSpec:
     factory: Callable[..., Any]
     params: tuple[Param, ...] = field(default_factory=tuple)
     normalisation: str = "imagenet"
+    channels_last: bool = False
 
     def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validated constructor parameters: defaults overridden by ``given``."""

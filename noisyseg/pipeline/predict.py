@@ -162,7 +162,7 @@ def predict(run: str | Path, dataset: str | Path, split: str, out: str | Path, f
                 needed = sorted({held[i] for i in batch if i in held} | (set(rest) if any(i not in held for i in batch) else set()))
                 result = _combine({k: _forward(*models[k], images, batch, ds.tags, cams, flip, scales) for k in needed},
                                   batch, held, rest)
-                arrays = {name: result[name].half().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
+                arrays = {name: result[name].half().contiguous().cpu().numpy() for name in ["probs", *extra] + (["features"] if features else [])}
                 for k, image_id in enumerate(batch):
                     files = [probs_dir.write(image_id, arrays["probs"][k])]
                     if features:

@@ -40,15 +40,17 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
-    """Constructs the network a run config names, through the plugin host's model registry; a
-    constructor refusing its parameters is a ``ParameterError``."""
+    """Constructs the network a run config names, through the plugin host's model registry (in
+    channels-last memory format when its spec asks for it); a constructor refusing its parameters
+    is a ``ParameterError``."""
     from noisyseg.plugins import get_model
 
     spec = get_model(config["model"])
     try:
-        return spec.factory(num_classes=config["num_classes"], **config["model_params"])
+        model = spec.factory(num_classes=config["num_classes"], **config["model_params"])
     except (TypeError, ValueError) as e:
         raise ParameterError(f"model '{spec.name}': {e}") from None
+    return model.to(memory_format=torch.channels_last) if spec.channels_last else model
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
