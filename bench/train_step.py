@@ -7,7 +7,7 @@ batch, alternating the two formats round by round so that both see the same mach
 
 Prints the median of each (after one warm-up step per format) and the ratio NCHW / channels-last
 (> 1: channels-last is faster). `noisyseg train` and `predict` run a model in channels-last format
-when its ModelSpec says so (every built-in model does).
+when its ModelSpec says so (the efficientnet-lite models do).
 """
 
 from __future__ import annotations

@@ -51,7 +51,6 @@ SPECS = [
         name="deeplabv3plus",
         summary="compact DeepLabv3+ (ResNet-style encoder, ASPP, stride-4 decoder), plain torch",
         factory=_deeplab,
-        channels_last=True,
         params=(
             Param("width", int, 32, "channels of the first stage (later stages 2x, 4x, 8x)", min=4, max=256),
             Param("depth", str, "1,2,2,1", "basic blocks per stage, 4 comma-separated numbers"),
